@@ -1,0 +1,88 @@
+"""``segstream-consumer``: run the consumer, or create the topics it needs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from prometheus_client import start_http_server
+
+from consumer.deadletter import DeadLetterPublisher
+from consumer.errors import ConfigurationError, ConsumerError
+from consumer.logs import configure_logging
+from consumer.runner import SequentialRunner
+from consumer.settings import ConsumerSettings
+from consumer.sink.http import CrmHttpSink
+from consumer.topics import TopicSpec, ensure_topics
+from schemas.codec import EventCodec
+
+_log = logging.getLogger("consumer")
+
+
+def create_topics(settings: ConsumerSettings) -> None:
+    spec = {
+        "partitions": settings.topic_partitions,
+        "replication_factor": settings.topic_replication_factor,
+        "min_insync_replicas": settings.topic_min_insync_replicas,
+    }
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [TopicSpec(settings.topic, **spec), TopicSpec(settings.dead_letter_topic, **spec)],
+    )
+
+
+async def serve(settings: ConsumerSettings) -> None:
+    sink = CrmHttpSink(
+        settings.crm_base_url,
+        settings.bearer_token(),
+        timeout_s=settings.crm_timeout_s,
+        max_connections=settings.crm_max_connections,
+    )
+    registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
+    codec = EventCodec(settings.topic, registry)
+    dead_letters = DeadLetterPublisher(
+        settings.kafka_bootstrap_servers, settings.dead_letter_topic, settings.group_id
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    _log.info(
+        "consumer starting",
+        extra={
+            "topic": settings.topic,
+            "group": settings.group_id,
+            "crm": settings.crm_base_url,
+            "metrics": f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        },
+    )
+    try:
+        await SequentialRunner(settings, sink, codec, dead_letters).run(stop)
+    finally:
+        await sink.close()
+        dead_letters.close()
+    _log.info("consumer stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="segstream-consumer", description=__doc__)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "create-topics"])
+    args = parser.parse_args(argv)
+    configure_logging()
+    settings = ConsumerSettings()
+    try:
+        if args.command == "create-topics":
+            create_topics(settings)
+        else:
+            asyncio.run(serve(settings))
+    except (ConfigurationError, ConsumerError) as exc:
+        _log.error("stopped: %s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Consumer settings, read from ``SEGSTREAM_CONSUMER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consumer.errors import ConfigurationError
+from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SEGSTREAM_CONSUMER_", env_file=".env", extra="ignore"
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "SEGSTREAM_CONSUMER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    group_id: str = "segstream-crm"
+    # Static membership: a restarted pod with the same id gets its partitions back without a
+    # rebalance, as long as it returns within session.timeout.ms.
+    group_instance_id: str | None = None
+    topic: str = INTERACTIONS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    schema_registry_url: str | None = None
+
+    # Topic creation (``segstream-consumer create-topics``); production clusters usually manage
+    # topics elsewhere (deploy/ has Strimzi KafkaTopic resources with the same values).
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+
+    crm_base_url: str = "http://127.0.0.1:8090"
+    crm_token: SecretStr | None = None
+    crm_token_file: Path | None = None
+    # The seed's Function used a 5 s axios timeout; longer only holds a customer's key hostage.
+    crm_timeout_s: float = Field(default=5.0, gt=0)
+    # Keep-alive pool size: enough for the in-flight bound, so no request waits for a socket.
+    crm_max_connections: int = Field(default=100, ge=1)
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _token_file_or_value(self) -> ConsumerSettings:
+        if self.crm_token is not None and self.crm_token_file is not None:
+            raise ValueError("set crm_token or crm_token_file, not both")
+        return self
+
+    def bearer_token(self) -> str:
+        if self.crm_token_file is not None:
+            try:
+                token = self.crm_token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read CRM token file {self.crm_token_file}: {exc.strerror}"
+                ) from exc
+        elif self.crm_token is not None:
+            token = self.crm_token.get_secret_value().strip()
+        else:
+            token = ""
+        if not token:
+            raise ConfigurationError(
+                "no CRM token: set SEGSTREAM_CONSUMER_CRM_TOKEN or "
+                "SEGSTREAM_CONSUMER_CRM_TOKEN_FILE"
+            )
+        return token

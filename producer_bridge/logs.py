@@ -1,0 +1,25 @@
+"""One JSON object per log line, for the bridge process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            static_fields={"service": "segstream-bridge"},
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # One line per request is the access log's job at DEBUG; the app logs what matters itself.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

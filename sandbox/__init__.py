@@ -1,0 +1,1 @@
+"""Local stand-ins for what segstream talks to: a real Kafka broker, a CRM simulator, a sender."""

@@ -1,0 +1,80 @@
+"""``segstream-sandbox``: local stand-ins for development, tests and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from sandbox.crm import CrmSimulatorSettings
+from sandbox.crm.app import run as run_crm
+from sandbox.kafka.broker import LocalKafka
+from sandbox.run import run_all
+from sandbox.send import send_event
+
+EXAMPLE_EVENT = {
+    "customerId": "C-1001",
+    "contactId": "7d0c6a1e-4c1b-4a8e-9a53-0f1f3e9b2a11",
+    "channel": "voice",
+    "startTime": "2026-11-28T10:15:00Z",
+    "interactionSummary": "resolved-billing",
+    "sentimentScore": 0.4,
+    "tags": ["churn_risk"],
+    "idempotency_key": "7d0c6a1e-4c1b-4a8e-9a53-0f1f3e9b2a11-2026-11-28T10:15:00Z",
+}
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="segstream-kafka-"))
+    cluster = LocalKafka(work, nodes=args.nodes, ports=args.port and [args.port])
+    cluster.start()
+    print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    cluster.stop()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    payload = json.loads(Path(args.file).read_text()) if args.file else EXAMPLE_EVENT
+    secret = Path(args.secret_file).read_text().strip()
+    status, body = asyncio.run(send_event(args.url, secret, payload))
+    print(status, body)
+    return 0 if status == 202 else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="segstream-sandbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="broker + topics + CRM simulator + bridge + consumer")
+    commands.add_parser("crm", help="the CRM simulator alone (SEGSTREAM_CRM_SIM_* settings)")
+    kafka = commands.add_parser("kafka", help="a local Apache Kafka cluster in the foreground")
+    kafka.add_argument("--nodes", type=int, default=1)
+    kafka.add_argument("--port", type=int, default=None, help="single node: its port")
+    kafka.add_argument("--dir", default=None, help="data directory (default: a new temp dir)")
+    send = commands.add_parser("send", help="POST one signed event to the bridge")
+    send.add_argument("--url", default="http://127.0.0.1:8080/v1/interactions/completed")
+    send.add_argument("--secret-file", default=".run/webhook-secret")
+    send.add_argument("--file", default=None, help="JSON payload (default: the seed's example)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "run":
+        sys.exit(run_all())
+    if args.command == "crm":
+        run_crm(CrmSimulatorSettings())
+        return
+    if args.command == "kafka":
+        sys.exit(_kafka(args))
+    sys.exit(_send(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The request bodies the simulated CRM accepts, validated as strictly as a real API would.
+
+Strict means: no type coercion (``"0.4"`` is not a number, ``true`` is not a number), no unknown
+fields (a typo in a field name is an error, not a silently dropped value), every attribute present.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from sandbox.crm.store import JsonObject
+
+# Real CRMs cap identifier lengths; 256 is generous and keeps a runaway id from being stored.
+_MAX_ID_LENGTH = 256
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        msg = "must not be blank"
+        raise ValueError(msg)
+    return value
+
+
+def _iso_8601_with_offset(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        msg = "must be an ISO-8601 date-time such as 2026-11-28T10:15:00Z"
+        raise ValueError(msg) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        msg = "must carry a UTC offset or Z (a local time is ambiguous)"
+        raise ValueError(msg)
+    return value
+
+
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=_MAX_ID_LENGTH), AfterValidator(_not_blank)
+]
+Sentiment = Annotated[float, Field(ge=-1.0, le=1.0)]
+Timestamp = Annotated[str, AfterValidator(_iso_8601_with_offset)]
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class Attributes(BaseModel):
+    """A customer's segmentation attributes; an update replaces all of them."""
+
+    model_config = _STRICT
+
+    last_interaction_summary: str | None
+    sentiment: Sentiment | None
+    segmentation_tags: list[str]
+
+
+# What a customer created without attributes holds.
+EMPTY_ATTRIBUTES: JsonObject = {
+    "last_interaction_summary": None,
+    "sentiment": None,
+    "segmentation_tags": [],
+}
+
+
+class UpdateRequest(BaseModel):
+    """``POST /v1/customers/update``."""
+
+    model_config = _STRICT
+
+    id: CustomerId
+    attributes: Attributes
+    last_updated: Timestamp
+
+
+class CreateRequest(BaseModel):
+    """``POST /v1/customers``."""
+
+    model_config = _STRICT
+
+    id: CustomerId
+    attributes: Attributes | None = None
+
+
+def field_errors(error: ValidationError) -> list[dict[str, str]]:
+    """``[{"field": "attributes.sentiment", "reason": "..."}]``; input values are not echoed."""
+    problems: list[dict[str, str]] = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in item["loc"]) or "body"
+        problems.append({"field": location, "reason": _reason(item)})
+    return problems
+
+
+def _reason(item: ErrorDetails) -> str:
+    if item["type"] == "missing":
+        return "is required"
+    if item["type"] == "extra_forbidden":
+        return "is not a known field"
+    message = str(item["msg"])
+    # AfterValidator failures read "Value error, must ..."; the prefix helps no one.
+    return message.removeprefix("Value error, ")

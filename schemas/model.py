@@ -1,0 +1,127 @@
+"""The event every part of segstream speaks: one completed contact-center interaction."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 64
+
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
+
+
+class Channel(enum.StrEnum):
+    VOICE = "voice"
+    CALLBACK = "callback"
+    CHAT = "chat"
+    EMAIL = "email"
+    MESSAGE = "message"
+    SOCIAL = "social"
+    OTHER = "other"
+
+
+def default_event_id(contact_id: str, started_at: datetime) -> str:
+    """The seed's idempotency key, ``{contactId}-{startTime}``, with the time as ISO-8601 UTC.
+
+    The time is rendered to the millisecond with a ``Z`` suffix so the same interaction gives the
+    same key whether the sender wrote ``startTime`` as ISO-8601 or as epoch milliseconds.
+    """
+    instant = started_at.astimezone(UTC)
+    text = instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if text.endswith(".000Z"):
+        text = text[: -len(".000Z")] + "Z"
+    return f"{contact_id}-{text}"
+
+
+def _as_utc_millis(value: datetime) -> datetime:
+    """Avro keeps milliseconds; truncating here keeps an event equal to itself after decoding."""
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a time zone (for example a trailing Z)")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _parse_instant(value: Any) -> Any:
+    """Timestamps arrive as ISO-8601 text or as epoch milliseconds (the platform sends both)."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be ISO-8601 text or epoch milliseconds")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_parse_instant), AfterValidator(_as_utc_millis)]
+"""A point in time given as ISO-8601 (with a zone) or epoch milliseconds, kept in UTC to the ms."""
+
+
+class InteractionCompleted(BaseModel):
+    """One record on ``interactions.completed.v1``; field names are the Avro schema's.
+
+    The seed's camelCase names (``customerId``, ``startTime``, ...) are accepted as aliases so a
+    payload in the sender's vocabulary validates directly.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    event_id: str = Field(
+        min_length=1, max_length=512, validation_alias=AliasChoices("event_id", "eventId")
+    )
+    customer_id: str = Field(
+        min_length=1, max_length=256, validation_alias=AliasChoices("customer_id", "customerId")
+    )
+    contact_id: str = Field(
+        min_length=1, max_length=256, validation_alias=AliasChoices("contact_id", "contactId")
+    )
+    channel: Channel
+    started_at: Instant = Field(
+        validation_alias=AliasChoices("started_at", "startedAt", "startTime")
+    )
+    completed_at: Instant = Field(
+        validation_alias=AliasChoices("completed_at", "completedAt", "endTime", "completedTime")
+    )
+    interaction_summary: str | None = Field(
+        default=None,
+        max_length=1024,
+        validation_alias=AliasChoices("interaction_summary", "interactionSummary"),
+    )
+    sentiment_score: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("sentiment_score", "sentimentScore"),
+    )
+    tags: list[Tag] = Field(max_length=MAX_TAGS)
+    caller_id: str | None = Field(
+        default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
+    )
+    queue_id: str | None = Field(default=None, validation_alias=AliasChoices("queue_id", "queueId"))
+    agent_id: str | None = Field(default=None, validation_alias=AliasChoices("agent_id", "agentId"))
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("customer_id", "contact_id", "event_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record as fastavro writes it (timestamps stay ``datetime``; fastavro converts)."""
+        record = self.model_dump()
+        record["channel"] = self.channel.value
+        return record

@@ -1,0 +1,20 @@
+"""Topic and record-header names: the part of the contract that lives outside the payload."""
+
+from typing import Final
+
+INTERACTIONS_TOPIC: Final = "interactions.completed.v1"
+DEAD_LETTER_TOPIC: Final = f"{INTERACTIONS_TOPIC}.dlq"
+
+HEADER_EVENT_ID: Final = "event-id"
+HEADER_CONTENT_TYPE: Final = "content-type"
+HEADER_SOURCE: Final = "source"
+HEADER_TRACEPARENT: Final = "traceparent"
+
+# The content types a record value can carry; the consumer picks its decoder from the bytes
+# themselves, the header is there for people and for tools that do not speak Avro.
+CONTENT_TYPE_AVRO_SINGLE_OBJECT: Final = "application/vnd.segstream.interaction-completed.v1+avro"
+CONTENT_TYPE_AVRO_CONFLUENT: Final = "application/vnd.confluent.avro"
+
+# Dead-letter context headers, all under one prefix (modelled on Kafka Connect's
+# ``__connect.errors.*``) so a single filter finds them and none collides with a sender's header.
+DLQ_HEADER_PREFIX: Final = "segstream.dlq."

@@ -1,0 +1,68 @@
+"""The real processes (bridge, consumer, CRM simulator) started the way a user starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from sandbox.kafka.broker import free_port
+
+
+class ServiceProcess:
+    """``python -m <module> ...`` with its output in a file, stopped with SIGTERM at the end."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_file = log_dir / f"{name}.log"
+        self._log = self.log_file.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited {self.process.returncode}:\n{self.log_text()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not answering {url}:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+
+__all__ = ["ServiceProcess", "free_port"]
