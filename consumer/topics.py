@@ -39,7 +39,7 @@ def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float
         except KafkaException as exc:
             error = exc.args[0]
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                _log.info("topic exists", extra={"topic": name})
+                _log.info("topic %s exists", name, extra={"topic": name})
                 continue
             raise ConsumerError(f"cannot create topic {name}: {error}") from exc
-        _log.info("topic created", extra={"topic": name})
+        _log.info("topic %s created", name, extra={"topic": name})

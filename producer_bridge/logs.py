@@ -12,9 +12,11 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
+            "{levelname}{name}{message}",
             style="{",
-            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            # ISO-8601 UTC, not logging's local comma-separated asctime: log pipelines parse it.
+            timestamp="ts",
+            rename_fields={"levelname": "level", "name": "logger"},
             static_fields={"service": "segstream-bridge"},
         )
     )

@@ -16,8 +16,8 @@ def json_handler(stream: TextIO | None = None) -> logging.Handler:
         JsonFormatter(
             "{levelname}{name}{message}",
             style="{",
-            # ISO-8601 UTC under "time", rather than logging's local, comma-separated asctime.
-            timestamp="time",
+            # ISO-8601 UTC under "ts", rather than logging's local, comma-separated asctime.
+            timestamp="ts",
             rename_fields={"levelname": "level", "name": "logger"},
         )
     )

@@ -916,7 +916,7 @@ def test_log_lines_are_json() -> None:
     assert line["url"] == "http://127.0.0.1:8090"
     assert line["level"] == "INFO"
     assert line["logger"] == "sandbox.crm.test-json"
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+\+00:00", line["time"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+\+00:00", line["ts"])
 
 
 # -- the token bucket itself -------------------------------------------------------------------
