@@ -16,18 +16,45 @@ from support.kafka import TopicFactory
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``KAFKA_BOOTSTRAP_SERVERS`` when set; else a local JVM broker; else a container."""
+def _session_kafka(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, LocalKafka | None]]:
     existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if existing:
-        yield existing
+        yield existing, None
         return
     if shutil.which("java") is None and docker_available():
         with kafka_container() as bootstrap:
-            yield bootstrap
+            yield bootstrap, None
         return
     with LocalKafka(tmp_path_factory.mktemp("kafka")) as cluster:
-        yield cluster.bootstrap_servers
+        yield cluster.bootstrap_servers, cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_session_kafka: tuple[str, LocalKafka | None]) -> str:
+    """``KAFKA_BOOTSTRAP_SERVERS`` when set; else a local JVM broker; else a container."""
+    return _session_kafka[0]
+
+
+@pytest.fixture(scope="session")
+def controllable_kafka(
+    _session_kafka: tuple[str, LocalKafka | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalKafka]:
+    """A broker a test may stop and start (it must leave it running): the session broker when
+    this run started it, else one of its own (an external cluster is not ours to stop)."""
+    if _session_kafka[1] is not None:
+        yield _session_kafka[1]
+        return
+    with LocalKafka(tmp_path_factory.mktemp("kafka-controllable")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """Three KRaft nodes for fault tests (leader moves, a broker killed); started on first use."""
+    with LocalKafka(tmp_path_factory.mktemp("kafka3"), nodes=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture
