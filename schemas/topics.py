@@ -18,3 +18,7 @@ CONTENT_TYPE_AVRO_CONFLUENT: Final = "application/vnd.confluent.avro"
 # Dead-letter context headers, all under one prefix (modelled on Kafka Connect's
 # ``__connect.errors.*``) so a single filter finds them and none collides with a sender's header.
 DLQ_HEADER_PREFIX: Final = "segstream.dlq."
+
+# Set by the dead-letter replay tool on every record it re-publishes; its value counts replays.
+# A replayed record bypasses dedupe (it was finished only in the sense of "dead-lettered").
+HEADER_REPLAY_COUNT: Final = "segstream.replay.count"

@@ -33,7 +33,14 @@ from sandbox.crm.logs import configure_logging
 from sandbox.crm.models import EMPTY_ATTRIBUTES, CreateRequest, UpdateRequest, field_errors
 from sandbox.crm.ratelimit import TokenBucket
 from sandbox.crm.settings import CrmSimulatorSettings
-from sandbox.crm.store import CrmStore, IdempotencyRecord, JsonObject, fingerprint, iso_utc_ms
+from sandbox.crm.store import (
+    CrmStore,
+    IdempotencyRecord,
+    JsonObject,
+    RequestEntry,
+    fingerprint,
+    iso_utc_ms,
+)
 
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENT_REPLAYED: Final = "Idempotent-Replayed"
@@ -89,6 +96,7 @@ def create_app(settings: CrmSimulatorSettings) -> web.Application:
     app.router.add_get("/_sim/customers/{customer_id:.+}", _sim_customer)
     app.router.add_get("/_sim/writes", _sim_writes)
     app.router.add_get("/_sim/stats", _sim_stats)
+    app.router.add_get("/_sim/requests", _sim_requests)
     app.router.add_get("/_sim/faults", _sim_get_faults)
     app.router.add_post("/_sim/faults", _sim_set_faults)
     app.router.add_post("/_sim/reset", _sim_reset)
@@ -158,6 +166,7 @@ async def _crm_gate(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     state = request.app[STATE]
     started = time.monotonic()
+    received_at = iso_utc_ms()
     try:
         response = await _through_gate(request, handler, state)
     except web.HTTPException as exc:
@@ -169,6 +178,16 @@ async def _crm_gate(request: web.Request, handler: Handler) -> web.StreamRespons
         response = error_response(500, "internal_error", "the simulator failed unexpectedly")
     replayed = response.headers.get(IDEMPOTENT_REPLAYED) == "true"
     state.store.count(response.status, replayed=replayed)
+    state.store.log_request(
+        RequestEntry(
+            received_at=received_at,
+            answered_at=iso_utc_ms(),
+            path=request.path,
+            status=response.status,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            replayed=replayed,
+        )
+    )
     _log.debug(
         "crm request",
         extra={
@@ -332,6 +351,7 @@ async def _idempotent(
     payload = await _read_json(request)
     if isinstance(payload, web.Response):
         return payload
+    await _slow_customer_delay(request.app[STATE].faults, payload)
     digest = fingerprint(request.method, request.path, payload)
     if key is not None:
         seen = store.idempotency_record(key)
@@ -353,6 +373,13 @@ async def _idempotent(
     if key is not None and status < 500 and status != 404:
         store.remember(key, IdempotencyRecord(fingerprint=digest, status=status, body=body))
     return web.json_response(body, status=status)
+
+
+async def _slow_customer_delay(faults: Faults, payload: Any) -> None:
+    prefix = faults.slow_customer_prefix
+    customer_id = payload.get("id") if isinstance(payload, dict) else None
+    if prefix and isinstance(customer_id, str) and customer_id.startswith(prefix):
+        await asyncio.sleep(faults.slow_customer_ms / 1000.0)
 
 
 def _invalid(error: ValidationError) -> Outcome:
@@ -440,6 +467,11 @@ async def _sim_writes(request: web.Request) -> web.Response:
     customer_id = request.query.get("customer_id")
     writes = request.app[STATE].store.writes(customer_id)
     return web.json_response({"writes": [entry.as_json() for entry in writes]})
+
+
+async def _sim_requests(request: web.Request) -> web.Response:
+    entries = request.app[STATE].store.requests()
+    return web.json_response({"requests": [entry.as_json() for entry in entries]})
 
 
 async def _sim_stats(request: web.Request) -> web.Response:

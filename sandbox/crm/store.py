@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -88,6 +88,33 @@ class IdempotencyRecord:
     body: JsonObject
 
 
+@dataclass(frozen=True)
+class RequestEntry:
+    """One /v1 request as the CRM saw it, whatever its answer (429s and 5xx included)."""
+
+    received_at: str
+    answered_at: str
+    path: str
+    status: int
+    idempotency_key: str | None
+    replayed: bool
+
+    def as_json(self) -> JsonObject:
+        return {
+            "received_at": self.received_at,
+            "answered_at": self.answered_at,
+            "path": self.path,
+            "status": self.status,
+            "idempotency_key": self.idempotency_key,
+            "replayed": self.replayed,
+        }
+
+
+# The request log is for tests and benchmarks (hundreds of thousands of requests at most); past
+# this many the oldest entries go, so a simulator left running for days stays small.
+REQUEST_LOG_LIMIT = 500_000
+
+
 @dataclass
 class Stats:
     """Counts of /v1 requests (the CRM API proper; inspection calls are not counted)."""
@@ -111,6 +138,7 @@ class CrmStore:
         self._customers: dict[str, Customer] = {}
         self._writes: list[WriteEntry] = []
         self._idempotency: dict[str, IdempotencyRecord] = {}
+        self._requests: deque[RequestEntry] = deque(maxlen=REQUEST_LOG_LIMIT)
         self.stats = Stats()
 
     # -- customers -------------------------------------------------------------------------
@@ -181,6 +209,13 @@ class CrmStore:
 
     # -- stats -----------------------------------------------------------------------------
 
+    def log_request(self, entry: RequestEntry) -> None:
+        self._requests.append(entry)
+
+    def requests(self) -> list[RequestEntry]:
+        """Every /v1 request in the order they were answered."""
+        return list(self._requests)
+
     def count(self, status: int, *, replayed: bool = False) -> None:
         self.stats.requests += 1
         self.stats.by_status[status] += 1
@@ -194,4 +229,5 @@ class CrmStore:
         self._customers.clear()
         self._writes.clear()
         self._idempotency.clear()
+        self._requests.clear()
         self.stats = Stats()

@@ -960,3 +960,31 @@ def test_token_bucket_unlimited_and_reconfigure() -> None:
     assert bucket.try_acquire() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="burst"):
         bucket.reconfigure(rate_per_s=1, burst=0)
+
+
+async def test_the_request_log_keeps_every_answer_in_order(start_crm: StartCrm) -> None:
+    crm = await start_crm(rate_limit_per_s=1.0, rate_limit_burst=1)
+    await create(crm, "C-1", key="c-1")
+    throttled = await update(crm, update_body("C-1"), key="u-1")
+    assert throttled.status == 429
+    response = await crm.get("/_sim/requests")
+    entries = (await response.json())["requests"]
+    assert [(e["path"], e["status"], e["idempotency_key"]) for e in entries] == [
+        ("/v1/customers", 201, "c-1"),
+        ("/v1/customers/update", 429, "u-1"),
+    ]
+    assert entries[0]["received_at"] <= entries[1]["answered_at"]
+
+
+async def test_a_slow_customer_is_slow_and_the_others_are_not(crm: Client) -> None:
+    await set_faults(crm, slow_customer_prefix="SLOW-", slow_customer_ms=300.0)
+    for customer_id in ("SLOW-1", "FAST-1"):
+        assert (await create(crm, customer_id)).status == 201
+    started = time.monotonic()
+    assert (await update(crm, update_body("FAST-1"))).status == 200
+    fast = time.monotonic() - started
+    started = time.monotonic()
+    assert (await update(crm, update_body("SLOW-1"))).status == 200
+    slow = time.monotonic() - started
+    assert slow >= 0.3
+    assert fast < 0.3
