@@ -10,14 +10,11 @@ import sys
 
 from prometheus_client import start_http_server
 
-from consumer.deadletter import DeadLetterPublisher
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
-from consumer.runner import SequentialRunner
+from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
-from consumer.sink.http import CrmHttpSink
 from consumer.topics import TopicSpec, ensure_topics
-from schemas.codec import EventCodec
 
 _log = logging.getLogger("consumer")
 
@@ -35,22 +32,14 @@ def create_topics(settings: ConsumerSettings) -> None:
 
 
 async def serve(settings: ConsumerSettings) -> None:
-    sink = CrmHttpSink(
-        settings.crm_base_url,
-        settings.bearer_token(),
-        timeout_s=settings.crm_timeout_s,
-        max_connections=settings.crm_max_connections,
-    )
-    registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
-    codec = EventCodec(settings.topic, registry)
-    dead_letters = DeadLetterPublisher(
-        settings.kafka_bootstrap_servers, settings.dead_letter_topic, settings.group_id
-    )
+    service = ConsumerService(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    start_http_server(
+        settings.metrics_port, addr=settings.metrics_host, registry=service.metrics.registry
+    )
     _log.info(
         "consumer starting",
         extra={
@@ -60,11 +49,7 @@ async def serve(settings: ConsumerSettings) -> None:
             "metrics": f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
         },
     )
-    try:
-        await SequentialRunner(settings, sink, codec, dead_letters).run(stop)
-    finally:
-        await sink.close()
-        dead_letters.close()
+    await service.run(stop)
     _log.info("consumer stopped")
 
 

@@ -44,6 +44,42 @@ class ConsumerSettings(BaseSettings):
     # Keep-alive pool size: enough for the in-flight bound, so no request waits for a socket.
     crm_max_connections: int = Field(default=100, ge=1)
 
+    # The CRM's rate limit for this whole consumer group; each instance enforces its share
+    # (rate x assigned partitions / all partitions). 0 = unlimited. Set it a few percent under
+    # the CRM's real limit: the margin absorbs clock skew between instances and retries.
+    crm_rate_limit_per_s: float = Field(default=100.0, ge=0)
+    # Burst for the group, split like the rate. Small, because every instance may burst at
+    # once after a rebalance and the CRM's own bucket is usually small too.
+    crm_rate_burst: int = Field(default=10, ge=1)
+
+    # Records fetched and not yet finished, all partitions together; at the bound partitions
+    # are paused. See consumer/processing/engine.py EngineLimits for the reasoning.
+    max_in_flight: int = Field(default=1000, ge=1)
+    # An event id finished within this window is skipped when it comes again (sender retries,
+    # the platform redelivering). The seed's Data Store used 1 h.
+    dedupe_ttl_s: float = Field(default=3600.0, ge=0)
+
+    # Transient sink errors: exponential backoff with full jitter between these, up to these
+    # bounds (counted only while the CRM serves others), then the dead-letter topic.
+    retry_initial_delay_s: float = Field(default=0.2, gt=0)
+    retry_max_delay_s: float = Field(default=30.0, gt=0)
+    retry_max_attempts: int = Field(default=10, ge=1)
+    retry_max_elapsed_s: float = Field(default=300.0, gt=0)
+    # This many consecutive transient failures (across all customers) open the circuit:
+    # consumption pauses and one probe at a time tests the CRM.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+
+    # How long the group waits for a silent member before moving its partitions. Lower means
+    # faster failover after a crash, higher means fewer needless rebalances on GC or network
+    # hiccups; librdkafka's default is 45 s. With static membership keep it above a restart.
+    session_timeout_ms: int = Field(default=45_000, ge=6_000)
+    # SIGTERM: in-flight records get this long to finish before the final commit.
+    shutdown_drain_s: float = Field(default=20.0, ge=0)
+    # A revoked partition's records get this long to finish before they are handed over.
+    revoke_drain_s: float = Field(default=10.0, ge=0)
+    # librdkafka statistics (consumer lag per partition) are refreshed this often.
+    statistics_interval_ms: int = Field(default=5_000, ge=0)
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)
 

@@ -186,6 +186,7 @@ async def _crm_gate(request: web.Request, handler: Handler) -> web.StreamRespons
             status=response.status,
             idempotency_key=request.headers.get("Idempotency-Key"),
             replayed=replayed,
+            retry_after_ms=_retry_after_ms(response),
         )
     )
     _log.debug(
@@ -199,6 +200,14 @@ async def _crm_gate(request: web.Request, handler: Handler) -> web.StreamRespons
         },
     )
     return response
+
+
+def _retry_after_ms(response: web.StreamResponse) -> int | None:
+    precise = response.headers.get(RETRY_AFTER_MS)
+    if precise is not None:
+        return int(precise)
+    seconds = response.headers.get(RETRY_AFTER)
+    return int(seconds) * 1000 if seconds is not None and seconds.isdigit() else None
 
 
 async def _through_gate(
@@ -351,7 +360,8 @@ async def _idempotent(
     payload = await _read_json(request)
     if isinstance(payload, web.Response):
         return payload
-    await _slow_customer_delay(request.app[STATE].faults, payload)
+    if request.path == "/v1/customers/update":
+        await _slow_customer_delay(request.app[STATE].faults, payload)
     digest = fingerprint(request.method, request.path, payload)
     if key is not None:
         seen = store.idempotency_record(key)

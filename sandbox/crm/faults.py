@@ -56,9 +56,9 @@ class Faults(BaseModel):
     outage: bool = False
     revoke_token: bool = False
     reject_customer_prefix: Prefix | None = None
-    # Updates for customer ids with this prefix take ``slow_customer_ms`` longer: one slow
-    # customer among fast ones, to show that it holds back only its own key and its partition's
-    # committed offset, not the other customers.
+    # Updates (not creates) for customer ids with this prefix take ``slow_customer_ms`` longer:
+    # one slow customer among fast ones, to show that it holds back only its own key and its
+    # partition's committed offset, not the other customers.
     slow_customer_prefix: Prefix | None = None
     slow_customer_ms: LatencyMs = 0.0
     rate_limit_per_s: RatePerS = 0.0

@@ -98,9 +98,11 @@ class RequestEntry:
     status: int
     idempotency_key: str | None
     replayed: bool
+    retry_after_ms: int | None = None  # what a 429 (or 503) told the client to wait
 
     def as_json(self) -> JsonObject:
         return {
+            "retry_after_ms": self.retry_after_ms,
             "received_at": self.received_at,
             "answered_at": self.answered_at,
             "path": self.path,

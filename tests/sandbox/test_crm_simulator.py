@@ -974,6 +974,8 @@ async def test_the_request_log_keeps_every_answer_in_order(start_crm: StartCrm) 
         ("/v1/customers/update", 429, "u-1"),
     ]
     assert entries[0]["received_at"] <= entries[1]["answered_at"]
+    assert entries[0]["retry_after_ms"] is None
+    assert entries[1]["retry_after_ms"] == int(throttled.headers["Retry-After-Ms"])
 
 
 async def test_a_slow_customer_is_slow_and_the_others_are_not(crm: Client) -> None:

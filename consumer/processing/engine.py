@@ -1,0 +1,414 @@
+"""The consume loop: fetch, schedule by key, track offsets, pause, rebalance, shut down.
+
+Threading: every call into the ``Consumer`` happens on one dedicated thread (``consume``,
+``store_offsets``, ``pause``/``resume``, ``commit``, ``close``), because rebalance callbacks run
+inside ``consume`` on that thread. Processing runs as asyncio tasks on the event loop. A callback
+that needs the engine's state (which lives on the loop) hands a coroutine to the loop and blocks
+the Kafka thread until it is done; the loop is free to run it, since all it does meanwhile is
+await that very ``consume`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from consumer.processing.keyqueues import KeyedQueues
+from consumer.processing.progress import PartitionProgress
+
+Partition = tuple[str, int]
+
+# One consume() call returns at most this many records. Smaller than the in-flight bound so a
+# batch cannot overshoot it by much.
+_MAX_BATCH: Final = 500
+# How long consume() blocks when nothing arrives. Pause/resume and offset stores are applied
+# between calls, so this bounds how late they take effect; 0.2 s is invisible next to a
+# rebalance and costs ~5 idle wake-ups per second.
+_POLL_TIMEOUT_S: Final = 0.2
+# Resume fetching when the in-flight count falls to this share of the bound: hysteresis, so a
+# full consumer does not flap pause/resume on every finished record.
+_RESUME_AT: Final = 0.5
+
+_log = logging.getLogger(__name__)
+
+
+class RecordHandler(Protocol):
+    """What the engine drives; the engine knows Kafka, the handler knows what a record means."""
+
+    async def handle(self, message: Message) -> None:
+        """Process one record. Returning means finished (written, skipped or dead-lettered);
+        raising means the consumer must stop without committing past this record."""
+
+    async def prepare_partition(self, topic: str, partition: int, committed: int | None) -> None:
+        """Runs when a partition is assigned, before any of its records are handled."""
+
+    def assignment_changed(self, assigned: int, total: int) -> None:
+        """This instance now owns ``assigned`` of the topic's ``total`` partitions."""
+
+    def partition_dropped(self, topic: str, partition: int) -> None: ...
+
+    def is_writing(self, topic: str, partition: int, offset: int) -> bool:
+        """True while the record's write to the sink is on the wire: on a revoke or shutdown
+        that one is waited for (bounded); a record still queued for a token is dropped at once
+        and processed again by the partition's next owner."""
+
+
+class EngineObserver(Protocol):
+    """Metrics hooks; every method must be cheap and must not raise."""
+
+    def in_flight(self, count: int) -> None: ...
+    def paused_partitions(self, count: int) -> None: ...
+    def rebalance(self, kind: str, partitions: int) -> None: ...
+    def kafka_stats(self, stats_json: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Record:
+    message: Message
+    partition: Partition
+    offset: int
+    key: Hashable
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class _PartitionState:
+    progress: PartitionProgress = field(default_factory=PartitionProgress)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    leaving: bool = False  # revoked or lost: start nothing new
+    prepare: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    # Records fetched but not finished, all partitions together. Memory is bounded by this times
+    # the record size (~1 KiB here); 1000 keeps a 12-partition instance busy at CRM latencies of
+    # tens of ms without holding a minute of backlog hostage on a rebalance.
+    max_in_flight: int = 1000
+    # A revoked partition's records get this long to finish before they are abandoned (and
+    # re-processed by the new owner). Far below max.poll.interval.ms (5 min) so the group's
+    # rebalance is not held up.
+    revoke_drain_s: float = 10.0
+    # SIGTERM: drain this long, then commit and leave. Kubernetes' default grace period is 30 s.
+    shutdown_drain_s: float = 20.0
+
+
+class ProcessingEngine:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        handler: RecordHandler,
+        observer: EngineObserver,
+        limits: EngineLimits | None = None,
+    ) -> None:
+        self._topic = topic
+        self._handler = handler
+        self._observer = observer
+        self._limits = limits or EngineLimits()
+        self._consumer = Consumer({**config, "stats_cb": observer.kafka_stats})
+        self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._partitions: dict[Partition, _PartitionState] = {}
+        self._queues: KeyedQueues[_Record] = KeyedQueues()
+        self._in_flight = 0
+        self._paused_for_backpressure = False
+        self._paused_for_sink = False
+        self._applied_pause = False  # what the Kafka thread last applied
+        self._fatal: BaseException | None = None
+        self._total_partitions = 0
+        self._started: dict[asyncio.Task[None], _Record] = {}
+        self._partition_count_stale = True
+
+    # ----------------------------------------------------------------------------- public
+
+    def pause_for_sink(self, paused: bool) -> None:
+        """Stop (or restart) fetching because the sink is unusable; in-flight work continues."""
+        self._paused_for_sink = paused
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set or a record fails fatally, then drain, commit, close."""
+        self._loop = asyncio.get_running_loop()
+        await self._on_kafka(
+            self._consumer.subscribe,
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not stop.is_set() and self._fatal is None:
+                messages = await self._on_kafka(
+                    self._cycle, self._safe_positions(), self._wants_pause()
+                )
+                for message in messages:
+                    self._accept(message)
+                self._update_backpressure()
+        finally:
+            await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+
+    # ----------------------------------------------------------------------- Kafka thread
+
+    def _cycle(self, to_store: list[TopicPartition], pause: bool) -> list[Message]:
+        if self._partition_count_stale:
+            self._partition_count_stale = False
+            self._refresh_partition_count()
+        if to_store:
+            try:
+                self._consumer.store_offsets(offsets=to_store)
+            except KafkaException as exc:  # a partition revoked since the list was built
+                _log.debug("offset store skipped", extra={"reason": str(exc)})
+        if pause != self._applied_pause:
+            assignment = self._consumer.assignment()
+            (self._consumer.pause if pause else self._consumer.resume)(assignment)
+            self._applied_pause = pause
+            self._observer.paused_partitions(len(assignment) if pause else 0)
+        return self._consumer.consume(_MAX_BATCH, _POLL_TIMEOUT_S)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No list_topics() here: it is one of the client calls that must not run inside a
+        # rebalance callback (it resets the client's per-thread call state and a later callback
+        # of the same consume() aborts the process). The partition count is refreshed by the
+        # next cycle instead; committed() is safe.
+        committed = consumer.committed(partitions, timeout=30)
+        consumer.incremental_assign(partitions)
+        if self._applied_pause:
+            consumer.pause(partitions)
+            self._observer.paused_partitions(len(consumer.assignment()))
+        positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        self._call_loop(self._assigned(positions))
+        self._partition_count_stale = True
+        self._observer.rebalance("assign", len(partitions))
+        _log.info(
+            "partitions assigned",
+            extra={
+                "topic": self._topic,
+                "partitions": sorted(tp.partition for tp in partitions),
+                "assigned_total": len(consumer.assignment()),
+            },
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        offsets: list[TopicPartition] = self._call_loop(self._leave(lost, drain=True))
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                _log.warning("commit on revoke failed", extra={"reason": str(exc)})
+        self._observer.rebalance("revoke", len(partitions))
+        _log.info(
+            "partitions revoked",
+            extra={
+                "topic": self._topic,
+                "partitions": sorted(tp.partition for tp in partitions),
+                "committed": {tp.partition: tp.offset for tp in offsets},
+            },
+        )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may own them already: committing now could move its offsets backwards
+        # or forwards under it, so drop everything and commit nothing.
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._call_loop(self._leave(lost, drain=False))
+        self._observer.rebalance("lost", len(partitions))
+        _log.warning(
+            "partitions lost",
+            extra={
+                "topic": self._topic,
+                "partitions": sorted(tp.partition for tp in partitions),
+            },
+        )
+
+    def _refresh_partition_count(self) -> None:
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=10)
+        except KafkaException as exc:
+            _log.warning("topic metadata unavailable", extra={"reason": str(exc)})
+            self._partition_count_stale = True
+            return
+        total = len(metadata.topics[self._topic].partitions)
+        assigned = len(self._consumer.assignment())
+        self._call_loop(self._count_changed(assigned, total))
+
+    def _commit_final(self, offsets: list[TopicPartition]) -> None:
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            _log.warning("final commit failed", extra={"reason": str(exc)})
+
+    def _call_loop(self, coroutine: Any) -> Any:
+        if self._loop is None:
+            raise RuntimeError("rebalance callback before the engine started")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _on_kafka(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._kafka, lambda: function(*args, **kwargs))
+
+    # ------------------------------------------------------------------------ event loop
+
+    async def _count_changed(self, assigned: int, total: int) -> None:
+        self._total_partitions = total
+        self._handler.assignment_changed(assigned, total)
+
+    async def _assigned(self, committed: dict[Partition, int]) -> None:
+        for partition, offset in committed.items():
+            state = _PartitionState()
+            self._partitions[partition] = state
+            position = offset if offset >= 0 else None
+            state.prepare = asyncio.create_task(self._prepare(partition, state, position))
+        if self._total_partitions:
+            self._handler.assignment_changed(len(self._partitions), self._total_partitions)
+
+    async def _prepare(
+        self, partition: Partition, state: _PartitionState, committed: int | None
+    ) -> None:
+        try:
+            await self._handler.prepare_partition(partition[0], partition[1], committed)
+        except Exception:
+            # Without its dedupe history the partition still works: the CRM's Idempotency-Key
+            # catches what slips through. Losing throughput here would be worse.
+            _log.exception(
+                "partition preparation failed; continuing without it",
+                extra={"topic": partition[0], "partition": partition[1]},
+            )
+        state.ready.set()
+
+    async def _leave(self, partitions: set[Partition], *, drain: bool) -> list[TopicPartition]:
+        leaving = {p: self._partitions[p] for p in partitions if p in self._partitions}
+        for state in leaving.values():
+            state.leaving = True
+            if state.prepare is not None and not state.prepare.done():
+                state.prepare.cancel()
+        dropped = self._queues.drop_where(lambda key: key[:2] in leaving)  # type: ignore[index]
+        running = [r for r in dropped if r.task is not None and not r.task.done()]
+        await self._finish_writes(running, self._limits.revoke_drain_s if drain else 0.0)
+        offsets = []
+        for partition, state in leaving.items():
+            position = state.progress.commit_position
+            if drain and position is not None:
+                offsets.append(TopicPartition(partition[0], partition[1], position))
+            self._in_flight -= state.progress.unfinished
+            del self._partitions[partition]
+            self._handler.partition_dropped(*partition)
+        self._observer.in_flight(self._in_flight)
+        if self._total_partitions:
+            self._handler.assignment_changed(len(self._partitions), self._total_partitions)
+        return offsets
+
+    def _accept(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                _log.warning("consume error", extra={"reason": error.str()})
+            return
+        topic, number, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or number is None or offset is None:
+            return
+        partition = (topic, number)
+        state = self._partitions.get(partition)
+        if state is None or state.leaving:
+            return  # fetched just before a revoke; the next owner reads it again
+        state.progress.track(offset)
+        self._in_flight += 1
+        key = message.key()
+        record = _Record(
+            message, partition, offset, (topic, number, key if key is not None else offset)
+        )
+        if self._queues.push(record.key, record):
+            self._start(record, state)
+
+    def _start(self, record: _Record, state: _PartitionState) -> None:
+        record.task = asyncio.create_task(self._process(record, state))
+        self._started[record.task] = record
+        record.task.add_done_callback(self._started.pop)
+
+    def _records(self) -> list[_Record]:
+        return list(self._started.values())
+
+    async def _process(self, record: _Record, state: _PartitionState) -> None:
+        await state.ready.wait()
+        try:
+            await self._handler.handle(record.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._fatal is None:
+                self._fatal = exc
+            _log.error(
+                "record failed fatally; stopping",
+                exc_info=exc,
+                extra={
+                    "topic": record.partition[0],
+                    "partition": record.partition[1],
+                    "offset": record.offset,
+                },
+            )
+            return
+        state.progress.finish(record.offset)
+        self._in_flight -= 1
+        if state.leaving:
+            return
+        following = self._queues.finish_head(record.key)
+        if following is not None and self._fatal is None:
+            self._start(following, state)
+        self._update_backpressure()
+
+    def _update_backpressure(self) -> None:
+        bound = self._limits.max_in_flight
+        if not self._paused_for_backpressure and self._in_flight >= bound:
+            self._paused_for_backpressure = True
+            _log.info("in-flight bound reached; pausing", extra={"in_flight": self._in_flight})
+        elif self._paused_for_backpressure and self._in_flight <= bound * _RESUME_AT:
+            self._paused_for_backpressure = False
+        self._observer.in_flight(self._in_flight)
+
+    def _wants_pause(self) -> bool:
+        return self._paused_for_backpressure or self._paused_for_sink
+
+    def _safe_positions(self) -> list[TopicPartition]:
+        positions = []
+        for (topic, number), state in self._partitions.items():
+            position = state.progress.commit_position
+            if position is not None and not state.leaving:
+                positions.append(TopicPartition(topic, number, position))
+        return positions
+
+    async def _finish_writes(self, records: list[_Record], grace_s: float) -> None:
+        """Let writes already on the wire finish (up to ``grace_s``), cancel everything else."""
+        writing = [r for r in records if self._handler.is_writing(*r.partition, r.offset)]
+        tasks = [r.task for r in records if r.task is not None]
+        waiting = [r.task for r in writing if r.task is not None]
+        if waiting and grace_s > 0:
+            _, unfinished = await asyncio.wait(waiting, timeout=grace_s)
+            if unfinished:
+                _log.warning("abandoning writes still running", extra={"records": len(unfinished)})
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        running = [r for r in self._records() if r.task is not None and not r.task.done()]
+        if running:
+            _log.info("draining", extra={"records": len(running)})
+            await self._finish_writes(running, self._limits.shutdown_drain_s)
+        for state in self._partitions.values():
+            if state.prepare is not None:
+                state.prepare.cancel()
+        await self._on_kafka(self._commit_final, self._safe_positions())
+        with contextlib.suppress(KafkaException):
+            await self._on_kafka(self._consumer.close)
+        self._kafka.shutdown(wait=True)

@@ -1,0 +1,103 @@
+"""Assembles one consumer instance from its settings: Kafka, sink, policies, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from consumer.breaker import CircuitBreaker
+from consumer.deadletter import DeadLetterPublisher
+from consumer.dedupe import DedupeIndex
+from consumer.metrics import ConsumerMetrics
+from consumer.pipeline import RecordProcessor
+from consumer.processing.engine import EngineLimits, ProcessingEngine
+from consumer.ratelimit import GroupRateLimiter
+from consumer.retry import RetryPolicy
+from consumer.settings import ConsumerSettings
+from consumer.sink.http import CrmHttpSink
+from schemas.codec import EventCodec
+
+_log = logging.getLogger(__name__)
+
+
+def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
+    """The plain at-least-once configuration: offsets are stored by us after processing (never
+    past an unfinished record) and committed by the client every second."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": settings.group_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.offset.store": False,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 1000,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+        # A third of the session timeout: the usual ratio, three missed beats before eviction.
+        "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 1000),
+        "statistics.interval.ms": settings.statistics_interval_ms,
+        "client.id": "segstream-consumer",
+    }
+    if settings.group_instance_id:
+        config["group.instance.id"] = settings.group_instance_id
+    return config
+
+
+class ConsumerService:
+    def __init__(self, settings: ConsumerSettings, metrics: ConsumerMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ConsumerMetrics()
+        self._sink = CrmHttpSink(
+            settings.crm_base_url,
+            settings.bearer_token(),
+            timeout_s=settings.crm_timeout_s,
+            max_connections=settings.crm_max_connections,
+        )
+        registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
+        self._dead_letters = DeadLetterPublisher(
+            settings.kafka_bootstrap_servers, settings.dead_letter_topic, settings.group_id
+        )
+        self._breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold)
+        processor = RecordProcessor(
+            codec=EventCodec(settings.topic, registry),
+            sink=self._sink,
+            dead_letters=self._dead_letters,
+            dedupe=DedupeIndex(ttl_s=settings.dedupe_ttl_s),
+            limiter=GroupRateLimiter(settings.crm_rate_limit_per_s, settings.crm_rate_burst),
+            breaker=self._breaker,
+            retry=RetryPolicy(
+                initial_delay_s=settings.retry_initial_delay_s,
+                max_delay_s=settings.retry_max_delay_s,
+                max_attempts=settings.retry_max_attempts,
+                max_elapsed_s=settings.retry_max_elapsed_s,
+            ),
+            metrics=self.metrics,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            dedupe_ttl_s=settings.dedupe_ttl_s,
+            max_concurrent_writes=settings.crm_max_connections,
+        )
+        self._engine = ProcessingEngine(
+            consumer_config(settings),
+            settings.topic,
+            processor,
+            self.metrics,
+            EngineLimits(
+                max_in_flight=settings.max_in_flight,
+                revoke_drain_s=settings.revoke_drain_s,
+                shutdown_drain_s=settings.shutdown_drain_s,
+            ),
+        )
+        self._breaker.on_state_change = self._circuit_changed
+
+    def _circuit_changed(self, state: str) -> None:
+        is_open = state != "closed"
+        self._engine.pause_for_sink(is_open)
+        self.metrics.circuit_open.set(1 if is_open else 0)
+        _log.warning("sink circuit %s", state, extra={"circuit": state})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._engine.run(stop)
+        finally:
+            await self._sink.close()
+            await asyncio.to_thread(self._dead_letters.close)

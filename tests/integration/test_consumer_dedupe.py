@@ -1,0 +1,81 @@
+"""A duplicate event is not sent to the CRM again: not in the same run, not after a restart, not
+after its partition moved to another instance (the new owner rebuilds the history from Kafka)."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.consumers import ConsumerGroup
+from support.crm import CrmSimulator
+from support.events import make_event, produce
+from support.waiting import eventually_sync
+
+pytestmark = pytest.mark.kafka
+
+
+def requests_for(crm: CrmSimulator, event_id: str) -> list[dict]:  # type: ignore[type-arg]
+    return [r for r in crm.requests() if r["idempotency_key"] == event_id]
+
+
+def written(crm: CrmSimulator, event_id: str) -> bool:
+    return any(w["idempotency_key"] == event_id for w in crm.updates())
+
+
+def send_duplicate_then_marker(  # type: ignore[no-untyped-def]
+    kafka_bootstrap: str, topic: str, original, marker_sequence: int
+):
+    """The duplicate, then a later event of the same customer: once the marker is written the
+    duplicate has certainly been handled (same key, strictly in order)."""
+    marker = make_event(original.customer_id, marker_sequence)
+    produce(kafka_bootstrap, topic, [original, marker])
+    return marker
+
+
+def test_a_duplicate_in_the_same_run_is_skipped(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    original = make_event("C-dup", 1)
+    produce(kafka_bootstrap, pipeline_topics.events, [original])
+    group.start()
+    eventually_sync(lambda: written(crm, original.event_id), timeout=30)
+    calls = len(requests_for(crm, original.event_id))
+    marker = send_duplicate_then_marker(kafka_bootstrap, pipeline_topics.events, original, 2)
+    eventually_sync(lambda: written(crm, marker.event_id), timeout=30)
+    assert len(requests_for(crm, original.event_id)) == calls
+
+
+def test_a_duplicate_after_a_restart_is_skipped(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    original = make_event("C-dup", 1)
+    produce(kafka_bootstrap, pipeline_topics.events, [original])
+    first = group.start()
+    eventually_sync(lambda: written(crm, original.event_id), timeout=30)
+    assert first.stop() == 0
+    calls = len(requests_for(crm, original.event_id))
+
+    marker = send_duplicate_then_marker(kafka_bootstrap, pipeline_topics.events, original, 2)
+    group.start()
+    eventually_sync(lambda: written(crm, marker.event_id), timeout=60)
+    assert len(requests_for(crm, original.event_id)) == calls
+
+
+def test_a_duplicate_after_its_partition_moved_to_another_instance_is_skipped(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    originals = [make_event(f"C-move-{n}", 1) for n in range(24)]  # spread over the partitions
+    produce(kafka_bootstrap, pipeline_topics.events, originals)
+    first = group.start()
+    eventually_sync(lambda: all(written(crm, e.event_id) for e in originals), timeout=30)
+    group.start()  # the second instance joins; then the first leaves and hands everything over
+    assert first.stop() == 0
+    calls = {e.event_id: len(requests_for(crm, e.event_id)) for e in originals}
+
+    markers = [make_event(e.customer_id, 2) for e in originals]
+    produce(
+        kafka_bootstrap,
+        pipeline_topics.events,
+        [x for pair in zip(originals, markers, strict=True) for x in pair],
+    )
+    eventually_sync(lambda: all(written(crm, m.event_id) for m in markers), timeout=60)
+    assert {e.event_id: len(requests_for(crm, e.event_id)) for e in originals} == calls

@@ -1,0 +1,152 @@
+"""Errors sorted by whom they are about: poison to the dead-letter topic, an unwell or unusable
+CRM held back (never dead-lettered), and everything delivered in order once it recovers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+
+import pytest
+
+from schemas.codec import SingleObjectCodec
+from schemas.topics import DLQ_HEADER_PREFIX
+from support.consumers import ConsumerGroup
+from support.crm import CrmSimulator
+from support.events import interleaved_events, make_event, produce, produce_raw
+from support.kafka import read_all
+from support.metrics import metric
+from support.waiting import eventually_sync
+
+pytestmark = pytest.mark.kafka
+
+
+def update_keys(crm: CrmSimulator) -> list[str]:
+    return [w["idempotency_key"] for w in crm.updates()]
+
+
+def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flows(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    crm.set_faults(reject_customer_prefix="REJECT-")
+    topic = pipeline_topics.events
+    garbage = produce_raw(
+        kafka_bootstrap,
+        topic,
+        b"C-garbage",
+        b"\x00\x01not-avro",
+        [("event-id", b"garbage-1"), ("source", b"test")],
+    )
+    invalid_record = make_event("C-invalid", 1).to_avro() | {"sentiment_score": 7.5}
+    invalid = produce_raw(
+        kafka_bootstrap,
+        topic,
+        b"C-invalid",
+        SingleObjectCodec().encode(invalid_record),
+        [("event-id", b"invalid-1")],
+    )
+    rejected_event = make_event("REJECT-1", 1)
+    [rejected] = produce(kafka_bootstrap, topic, [rejected_event])
+    good = interleaved_events(customers=30, total=200)
+    produce(kafka_bootstrap, topic, good)
+    group.start()
+
+    eventually_sync(lambda: {e.event_id for e in good} <= set(update_keys(crm)), timeout=60)
+    dead = eventually_sync(
+        lambda: (
+            (r := read_all(kafka_bootstrap, pipeline_topics.dead_letters)) and len(r) >= 3 and r
+        ),
+        timeout=30,
+    )
+    assert len(dead) == 3
+    by_key = {m.key(): m for m in dead}
+    expectations = {
+        b"C-garbage": ("decode", "EventDecodeError", garbage),
+        b"C-invalid": ("validate", "EventValidationError", invalid),
+        b"REJECT-1": ("sink", "SinkRejectedError", (rejected.partition, rejected.offset)),
+    }
+    for key, (stage, error_class, (partition, offset)) in expectations.items():
+        message = by_key[key]
+        headers = dict(message.headers() or [])
+        assert headers[f"{DLQ_HEADER_PREFIX}stage"] == stage.encode()
+        assert headers[f"{DLQ_HEADER_PREFIX}error.class"] == error_class.encode()
+        assert headers[f"{DLQ_HEADER_PREFIX}topic"] == topic.encode()
+        assert headers[f"{DLQ_HEADER_PREFIX}partition"] == str(partition).encode()
+        assert headers[f"{DLQ_HEADER_PREFIX}offset"] == str(offset).encode()
+        assert headers[f"{DLQ_HEADER_PREFIX}group"]
+        assert headers[f"{DLQ_HEADER_PREFIX}error.message"]
+    # The original record travels unchanged: value and original headers.
+    assert by_key[b"C-garbage"].value() == b"\x00\x01not-avro"
+    assert dict(by_key[b"C-garbage"].headers() or [])["source"] == b"test"
+    assert dict(by_key[b"REJECT-1"].headers() or [])["event-id"] == rejected_event.event_id.encode()
+
+
+@pytest.mark.slow
+def test_a_30_second_crm_outage_dead_letters_nothing_and_order_holds_after(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    events = interleaved_events(customers=40, total=600)
+    first, second = events[:200], events[200:]
+    produce(kafka_bootstrap, pipeline_topics.events, first)
+    group.start()
+    eventually_sync(lambda: len(crm.updates()) >= len(first), timeout=60)
+
+    crm.set_faults(outage=True)
+    produce(kafka_bootstrap, pipeline_topics.events, second)
+    outage_ends = time.monotonic() + 30
+    eventually_sync(
+        lambda: metric(group.metrics_urls[0], "segstream_consumer_circuit_open") == 1, timeout=30
+    )
+    while time.monotonic() < outage_ends:  # the outage lasts 30 s whatever the consumer does
+        assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+        time.sleep(1)
+    crm.set_faults(outage=False)
+
+    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=90)
+    assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+    sent: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        sent[event.customer_id].append(event.event_id)
+    written: dict[str, list[str]] = defaultdict(list)
+    for write in crm.updates():
+        written[write["customer_id"]].append(write["idempotency_key"])
+    assert written == sent
+
+
+def test_a_revoked_token_pauses_consumption_and_dead_letters_nothing(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    crm.set_faults(revoke_token=True)
+    events = interleaved_events(customers=20, total=100)
+    produce(kafka_bootstrap, pipeline_topics.events, events)
+    group.start()
+    url = group.metrics_urls[0]
+    eventually_sync(lambda: metric(url, "segstream_consumer_circuit_open") == 1, timeout=30)
+    eventually_sync(lambda: metric(url, "segstream_consumer_paused_partitions") > 0, timeout=30)
+    assert crm.updates() == []
+    assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+    refused = [r for r in crm.requests() if r["status"] == 401]
+    assert refused, "the consumer never tried"
+
+    crm.set_faults(revoke_token=False)
+    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=90)
+    assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+    assert metric(url, "segstream_consumer_circuit_open") == 0
+
+
+def test_the_dead_letter_record_is_valid_json_free_of_secrets(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    produce_raw(kafka_bootstrap, pipeline_topics.events, b"C-x", b"garbage", [])
+    group.start()
+    [dead] = eventually_sync(
+        lambda: read_all(kafka_bootstrap, pipeline_topics.dead_letters), timeout=30
+    )
+    token = crm.token_file.read_text().strip()
+    for _, value in dead.headers() or []:
+        assert token.encode() not in value
+    logs = group.instances[0].log_text()
+    assert token not in logs
+    for line in logs.splitlines():
+        if line.startswith("{"):
+            json.loads(line)

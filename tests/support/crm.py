@@ -1,0 +1,79 @@
+"""The CRM simulator as a real process, and its inspection API as plain functions."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from sandbox.kafka.broker import free_port
+from sandbox.secrets import ensure_secret_file, new_bearer_token
+from support.services import ServiceProcess
+
+
+class CrmSimulator:
+    def __init__(self, run_dir: Path, **settings: Any) -> None:
+        self.token_file = run_dir / "crm-token"
+        ensure_secret_file(self.token_file, new_bearer_token)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {f"SEGSTREAM_CRM_SIM_{k.upper()}": str(v) for k, v in settings.items()}
+        env |= {
+            "SEGSTREAM_CRM_SIM_PORT": str(self.port),
+            "SEGSTREAM_CRM_SIM_TOKEN_FILE": str(self.token_file),
+        }
+        self.process = ServiceProcess("crm-sim", ["sandbox", "crm"], env, run_dir)
+        self.process.wait_http(self.url + "/healthz")
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310
+            return json.load(response)
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._get(f"/_sim/customers/{customer_id}"))
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def writes(self, customer_id: str | None = None) -> list[dict[str, Any]]:
+        query = f"?customer_id={customer_id}" if customer_id else ""
+        return list(self._get("/_sim/writes" + query)["writes"])
+
+    def updates(self) -> list[dict[str, Any]]:
+        return [w for w in self.writes() if w["operation"] == "update"]
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self._get("/_sim/requests")["requests"])
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._get("/_sim/stats"))
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            self.url + "/_sim/faults",
+            data=json.dumps(changes).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return dict(json.load(response))
+
+    def create_customer(self, customer_id: str) -> None:
+        """Create a customer the way a CRM user would (with the bearer token)."""
+        token = self.token_file.read_text().strip()
+        body = {"id": customer_id}
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            self.url + "/v1/customers",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            if response.status != 201:
+                raise RuntimeError(f"create {customer_id}: {response.status}")
+
+    def stop(self) -> int:
+        return self.process.stop()

@@ -1,0 +1,113 @@
+"""Events written straight to the topic (as the bridge would), with a known order per customer."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Producer
+
+from schemas.codec import EventCodec
+from schemas.model import Channel, InteractionCompleted
+from schemas.topics import HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_SOURCE
+
+BASE_TIME = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def make_event(
+    customer_id: str, sequence: int, *, event_id: str | None = None
+) -> InteractionCompleted:
+    """The ``sequence``-th interaction of a customer; its summary says which one it was."""
+    started = BASE_TIME + timedelta(seconds=sequence)
+    return InteractionCompleted(
+        event_id=event_id or f"{customer_id}-contact-{sequence}",
+        customer_id=customer_id,
+        contact_id=f"{customer_id}-contact-{sequence}",
+        channel=Channel.VOICE,
+        started_at=started,
+        completed_at=started + timedelta(milliseconds=500),
+        interaction_summary=f"seq-{sequence}",
+        sentiment_score=round((sequence % 21) / 10 - 1, 1),
+        tags=[f"tag-{sequence % 5}"],
+        attributes={"seq": str(sequence)},
+    )
+
+
+def interleaved_events(customers: int, total: int, seed: int = 7) -> list[InteractionCompleted]:
+    """``total`` events over ``customers`` customers, shuffled together, ordered per customer."""
+    rng = random.Random(seed)
+    ids = [f"C-{n:05d}" for n in range(customers)]
+    sequence: dict[str, int] = defaultdict(int)
+    events = []
+    for _ in range(total):
+        customer = rng.choice(ids)
+        sequence[customer] += 1
+        events.append(make_event(customer, sequence[customer]))
+    return events
+
+
+@dataclass
+class Produced:
+    event: InteractionCompleted
+    partition: int
+    offset: int
+
+
+def produce(
+    bootstrap_servers: str, topic: str, events: list[InteractionCompleted]
+) -> list[Produced]:
+    """Write the events keyed by customer id with the bridge's headers; wait for every ack."""
+    codec = EventCodec(topic)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5}
+    )
+    results: list[Produced | None] = [None] * len(events)
+
+    def acked(index: int):  # type: ignore[no-untyped-def]
+        def callback(error, message):  # type: ignore[no-untyped-def]
+            if error is not None:
+                raise RuntimeError(f"produce failed: {error}")
+            results[index] = Produced(events[index], message.partition(), message.offset())
+
+        return callback
+
+    for index, event in enumerate(events):
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    key=event.customer_id.encode(),
+                    value=codec.encode(event),
+                    headers=[
+                        (HEADER_EVENT_ID, event.event_id.encode()),
+                        (HEADER_CONTENT_TYPE, codec.content_type.encode()),
+                        (HEADER_SOURCE, b"test"),
+                    ],
+                    on_delivery=acked(index),
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    remaining = producer.flush(60)
+    if remaining:
+        raise RuntimeError(f"{remaining} records not acknowledged")
+    return [r for r in results if r is not None]
+
+
+def produce_raw(
+    bootstrap_servers: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+) -> tuple[int, int]:
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    position: list[tuple[int, int]] = []
+    producer.produce(
+        topic,
+        key=key,
+        value=value,
+        headers=headers,
+        on_delivery=lambda e, m: position.append((m.partition(), m.offset())),
+    )
+    producer.flush(30)
+    return position[0]
