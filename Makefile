@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format clean bench-consumer
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## bench-consumer: segstream's consumer vs a naive one-at-a-time consumer and a bare aiohttp client
+bench-consumer: $(STAMP)
+	PYTHONPATH=.:tests $(BIN)/python -m bench.consumer
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,219 @@
+"""bench/consumer: segstream's consumer against two baselines, same simulator, same run.
+
+* naive: one record at a time (poll, decode, one CRM call, commit), the seed's Function pattern
+  put behind Kafka. Goal: segstream >= 50x.
+* bare aiohttp: the same requests fired at the same concurrency by a plain client, with no Kafka,
+  no ordering, no dedupe, no limiter. It is the ceiling this machine and simulator allow. Goal:
+  segstream >= 0.7x.
+
+The CRM simulator answers after 20 ms; 1,000 customers; 12 partitions. Run: ``make bench-consumer``
+(a local broker is started unless KAFKA_BOOTSTRAP_SERVERS is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from consumer.sink.http import update_body
+from sandbox.kafka.broker import LocalKafka, free_port
+from schemas.codec import EventCodec
+from support.events import interleaved_events, produce
+from support.services import ServiceProcess
+
+LATENCY_MS = 20.0
+CUSTOMERS = 1000
+PARTITIONS = 12
+CONCURRENCY = 100  # the consumer's crm_max_connections; the bare client uses the same
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def sim_writes(url: str) -> int:
+    with urllib.request.urlopen(url + "/_sim/stats", timeout=10) as response:  # noqa: S310
+        stats = json.load(response)
+    return int(stats["by_status"].get("200", 0))
+
+
+def reset(url: str) -> None:
+    request = urllib.request.Request(url + "/_sim/reset", method="POST")  # noqa: S310
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+
+
+def create_topic(bootstrap: str) -> str:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
+        future.result(30)
+    return name
+
+
+def naive(bootstrap: str, topic: str, crm: str, token: str, seconds: float) -> float:
+    """One at a time, as a first attempt would be written: poll, call, commit."""
+    import requests  # noqa: PLC0415 - only the naive baseline uses a blocking client
+
+    codec = EventCodec(topic)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"naive-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {token}"}
+    done = 0
+    started: float | None = None
+    while True:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        if started is None:
+            started = time.perf_counter()
+        event = codec.decode(message.value() or b"")
+        response = session.post(
+            crm + "/v1/customers/update",
+            json=update_body(event),
+            headers=headers | {"Idempotency-Key": event.event_id},
+            timeout=5,
+        )
+        response.raise_for_status()
+        consumer.commit(message, asynchronous=False)
+        done += 1
+        if time.perf_counter() - started >= seconds:
+            break
+    consumer.close()
+    return done / (time.perf_counter() - started)
+
+
+async def bare(bodies: list[tuple[str, dict[str, Any]]], crm: str, token: str) -> float:
+    """The same requests at the same concurrency, nothing else."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(key: str, body: dict[str, Any]) -> None:
+            async with limit:
+                headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+                async with session.post(
+                    crm + "/v1/customers/update", json=body, headers=headers
+                ) as r:
+                    r.raise_for_status()
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(key, body) for key, body in bodies))
+        return len(bodies) / (time.perf_counter() - started)
+
+
+def segstream(
+    bootstrap: str, topic: str, crm: str, *, token_file: Path, total: int, run_dir: Path
+) -> float:
+    port = free_port()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SEGSTREAM_CONSUMER_TOPIC": topic,
+        "SEGSTREAM_CONSUMER_DEAD_LETTER_TOPIC": topic + ".dlq",
+        "SEGSTREAM_CONSUMER_GROUP_ID": f"segstream-{uuid.uuid4().hex}",
+        "SEGSTREAM_CONSUMER_CRM_BASE_URL": crm,
+        "SEGSTREAM_CONSUMER_CRM_TOKEN_FILE": str(token_file),
+        "SEGSTREAM_CONSUMER_CRM_RATE_LIMIT_PER_S": "0",
+        "SEGSTREAM_CONSUMER_CRM_MAX_CONNECTIONS": str(CONCURRENCY),
+        "SEGSTREAM_CONSUMER_METRICS_PORT": str(port),
+    }
+    process = ServiceProcess("bench-consumer", ["consumer", "run"], env, run_dir)
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/metrics")
+        # Measure from the first write to the last: group join and dedupe rebuild are start-up.
+        while sim_writes(crm) == 0:
+            time.sleep(0.01)
+        started, first = time.perf_counter(), sim_writes(crm)
+        while (written := sim_writes(crm)) < total:
+            time.sleep(0.05)
+        return (written - first) / (time.perf_counter() - started)
+    finally:
+        process.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--naive-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="segstream-bench-"))
+    with ExitStack() as stack:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            bootstrap = stack.enter_context(LocalKafka(work / "kafka")).bootstrap_servers
+        token_file = work / "crm-token"
+        token_file.write_text(uuid.uuid4().hex)
+        sim_port = free_port()
+        crm = f"http://127.0.0.1:{sim_port}"
+        sim = ServiceProcess(
+            "bench-crm",
+            ["sandbox", "crm"],
+            {
+                "SEGSTREAM_CRM_SIM_PORT": str(sim_port),
+                "SEGSTREAM_CRM_SIM_TOKEN_FILE": str(token_file),
+                "SEGSTREAM_CRM_SIM_AUTO_CREATE": "true",
+                "SEGSTREAM_CRM_SIM_LATENCY_MS_MIN": str(LATENCY_MS),
+                "SEGSTREAM_CRM_SIM_LATENCY_MS_MAX": str(LATENCY_MS),
+            },
+            work,
+        )
+        stack.callback(sim.stop)
+        sim.wait_http(crm + "/healthz")
+        token = token_file.read_text()
+
+        events = interleaved_events(customers=CUSTOMERS, total=args.events, seed=1)
+        topic = create_topic(bootstrap)
+        produce(bootstrap, topic, events)
+
+        naive_rate = naive(bootstrap, topic, crm, token, args.naive_seconds)
+        reset(crm)
+        bare_rate = asyncio.run(bare([(e.event_id, update_body(e)) for e in events], crm, token))
+        reset(crm)
+        segstream_rate = segstream(
+            bootstrap, topic, crm, token_file=token_file, total=len(events), run_dir=work
+        )
+
+    print(f"machine: {machine()}")
+    print(
+        f"simulator latency {LATENCY_MS:.0f} ms, {CUSTOMERS} customers, {PARTITIONS} partitions, "
+        f"{args.events} events, concurrency {CONCURRENCY}"
+    )
+    print(f"naive (one call at a time): {naive_rate:8.1f} events/s")
+    print(f"bare aiohttp client:        {bare_rate:8.1f} events/s")
+    print(f"segstream consumer:         {segstream_rate:8.1f} events/s")
+    print(f"segstream / naive = {segstream_rate / naive_rate:6.1f}x  (goal >= 50x)")
+    print(f"segstream / bare  = {segstream_rate / bare_rate:6.2f}x  (goal >= 0.7x)")
+
+
+if __name__ == "__main__":
+    main()
