@@ -6,7 +6,7 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -14,9 +14,6 @@ from consumer.errors import DeadLetterError
 from schemas.topics import DLQ_HEADER_PREFIX
 
 Stage = Literal["decode", "validate", "sink"]
-# Long enough to ride out a leader election; short enough that a DLQ that is really gone stops the
-# consumer (rather than blocking one partition forever without anyone noticing).
-DLQ_DELIVERY_TIMEOUT_MS: Final = 30_000
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,9 @@ def dead_letter_headers(message: Message, failure: Failure, group_id: str) -> He
 class DeadLetterPublisher:
     """Awaits the broker's ack for every dead letter: the source offset moves only after it."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, group_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str, group_id: str, *, delivery_timeout_ms: int
+    ) -> None:
         self._topic = topic
         self._group_id = group_id
         self._producer = Producer(
@@ -66,7 +65,7 @@ class DeadLetterPublisher:
                 "bootstrap.servers": bootstrap_servers,
                 "enable.idempotence": True,
                 "acks": "all",
-                "message.timeout.ms": DLQ_DELIVERY_TIMEOUT_MS,
+                "message.timeout.ms": delivery_timeout_ms,
                 "client.id": "segstream-consumer-dlq",
             }
         )

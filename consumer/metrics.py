@@ -133,6 +133,9 @@ class ConsumerMetrics:
                     if number == "-1" or partition.get("fetch_state") != "active":
                         continue
                     lag = partition.get("consumer_lag", -1)
+                    high = partition.get("hi_offset", -1)
+                    if lag < 0 and high >= 0 and high == partition.get("lo_offset"):
+                        lag = 0  # an empty partition: librdkafka says "unknown", it is nothing
                     if lag >= 0:
                         self.lag.labels(topic, number).set(lag)
         except (ValueError, AttributeError, TypeError):

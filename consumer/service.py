@@ -55,7 +55,10 @@ class ConsumerService:
         )
         registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
         self._dead_letters = DeadLetterPublisher(
-            settings.kafka_bootstrap_servers, settings.dead_letter_topic, settings.group_id
+            settings.kafka_bootstrap_servers,
+            settings.dead_letter_topic,
+            settings.group_id,
+            delivery_timeout_ms=settings.dead_letter_timeout_ms,
         )
         self._breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold)
         processor = RecordProcessor(

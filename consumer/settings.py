@@ -80,6 +80,11 @@ class ConsumerSettings(BaseSettings):
     # librdkafka statistics (consumer lag per partition) are refreshed this often.
     statistics_interval_ms: int = Field(default=5_000, ge=0)
 
+    # How long a dead letter may take to be acknowledged before the consumer gives up and stops
+    # (it never moves past a record it could not park). Long enough to ride out a leader
+    # election; short enough that a dead-letter topic that is really gone is noticed.
+    dead_letter_timeout_ms: int = Field(default=30_000, ge=1_000)
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import pytest
 
+from sandbox.kafka.cli import describe_group_offsets
 from schemas.codec import SingleObjectCodec
 from schemas.topics import DLQ_HEADER_PREFIX
 from support.consumers import ConsumerGroup
@@ -150,3 +151,31 @@ def test_the_dead_letter_record_is_valid_json_free_of_secrets(
     for line in logs.splitlines():
         if line.startswith("{"):
             json.loads(line)
+
+
+def test_a_dead_letter_that_cannot_be_written_stops_the_consumer_before_its_offset(
+    kafka_bootstrap: str, topics, crm: CrmSimulator, group_id: str, run_dir
+) -> None:
+    topic = topics.create("interactions", partitions=1)
+    consumers = ConsumerGroup(
+        bootstrap=kafka_bootstrap,
+        topic=topic,
+        dlq=f"missing-{group_id}",  # never created, and the broker creates no topic by itself
+        group_id=group_id,
+        crm=crm,
+        run_dir=run_dir,
+    )
+    [before] = produce(kafka_bootstrap, topic, [make_event("C-before", 1)])
+    _, poison_offset = produce_raw(kafka_bootstrap, topic, b"C-poison", b"garbage", [])
+    produce(kafka_bootstrap, topic, [make_event("C-after", 1)])
+
+    instance = consumers.start(dead_letter_timeout_ms=3000)
+    try:
+        assert instance.process.wait(60) == 2
+    finally:
+        instance.stop()
+    assert "dead-letter topic did not acknowledge" in instance.log_text()
+    [row] = [r for r in describe_group_offsets(kafka_bootstrap, group_id) if r.topic == topic]
+    assert row.committed is not None
+    assert row.committed <= poison_offset  # the poison record will be read again
+    assert before.event.event_id in update_keys(crm)

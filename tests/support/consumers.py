@@ -54,4 +54,4 @@ class ConsumerGroup:
         return instance
 
     def stop_all(self) -> dict[str, int]:
-        return {i.name: i.stop() for i in self.instances if i.process.returncode is None}
+        return {i.name: i.stop() for i in self.instances if not i.stopped}

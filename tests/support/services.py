@@ -48,7 +48,12 @@ class ServiceProcess:
                 raise TimeoutError(f"{self.name} not answering {url}:\n{self.log_text()}")
             time.sleep(0.05)
 
+    @property
+    def stopped(self) -> bool:
+        return self._log.closed
+
     def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait (SIGKILL after ``timeout``); the exit code, also of one that exited."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
