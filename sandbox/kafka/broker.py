@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,11 +33,28 @@ DEFAULT_HEAP: Final = "512m"
 _log = logging.getLogger(__name__)
 
 
+# Listening ports for local services are picked below Linux's default ephemeral range
+# (32768-60999). A port taken from inside it can be handed to some outgoing connection (a Kafka
+# client, an HTTP pool) between our probe and the service's bind, and the service then fails
+# with "address already in use".
+_LISTEN_PORTS: Final = range(20_000, 32_000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nobody listens on, never the same twice in this process."""
+    for _ in range(1000):
+        port = random.choice(_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise OSError("no free port in 20000-31999")
 
 
 @dataclass

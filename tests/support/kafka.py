@@ -14,10 +14,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 class TopicFactory:
     bootstrap_servers: str
 
-    def create(self, prefix: str = "t", partitions: int = 3) -> str:
+    def create(
+        self, prefix: str = "t", partitions: int = 3, replicas: int = 1, min_insync: int = 1
+    ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        topic = NewTopic(
+            name, partitions, replicas, config={"min.insync.replicas": str(min_insync)}
+        )
+        for future in admin.create_topics([topic]).values():
             future.result(30)
         return name
 

@@ -32,6 +32,14 @@ class ServiceProcess:
         return self.log_file.read_text(errors="replace")
 
     def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        """Wait for ``url`` to answer 200; on failure stop the process (its log is in the error)."""
+        try:
+            self._wait_http(url, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_http(self, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -61,7 +69,8 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.process.returncode
 
     def kill(self) -> None:
