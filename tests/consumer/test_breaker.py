@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import time
 
@@ -12,45 +10,9 @@ import pytest
 
 from consumer.breaker import BreakerState, CircuitBreaker, Passage
 from consumer.errors import ConfigurationError
+from support.clock import FakeTime, settle
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-
-
-async def settle() -> None:
-    """Let every ready task run until all of them wait on the fake clock (or on each other)."""
-    for _ in range(50):
-        await asyncio.sleep(0)
-
-
-class FakeTime:
-    """A monotonic clock that moves only when a test advances it; sleepers wake as it passes."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        deadline = self.now + max(seconds, 0.0)
-        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
-        await future
-
-    async def advance(self, seconds: float) -> None:
-        target = self.now + seconds
-        await settle()
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, future = heapq.heappop(self._sleepers)
-            if future.done():
-                continue
-            self.now = max(self.now, deadline)
-            future.set_result(None)
-            await settle()
-        self.now = target
-        await settle()
 
 
 class Recorder:

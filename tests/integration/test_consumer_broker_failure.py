@@ -3,7 +3,6 @@ consumer rides through the leader moves, nothing is lost, order per customer hol
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from sandbox.kafka.broker import LocalKafka
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, produce
+from support.events import ids_by_customer, interleaved_events, produce
 from support.kafka import TopicFactory, read_all
 from support.waiting import eventually_sync
 
@@ -46,11 +45,5 @@ def test_a_killed_broker_loses_nothing_and_keeps_order(
         codes = consumers.stop_all()
     assert codes == dict.fromkeys(codes, 0)
 
-    sent: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        sent[event.customer_id].append(event.event_id)
-    written: dict[str, list[str]] = defaultdict(list)
-    for write in crm.updates():
-        written[write["customer_id"]].append(write["idempotency_key"])
-    assert written == sent
+    assert crm.update_keys_by_customer() == ids_by_customer(events)
     assert read_all(bootstrap, dlq) == []

@@ -3,13 +3,11 @@ no event's effect was written under any key but its own."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pytest
 
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, produce
+from support.events import ids_by_customer, interleaved_events, produce
 from support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -41,13 +39,8 @@ def test_a_killed_consumer_loses_nothing_and_writes_nothing_twice(
         event = by_id[write["idempotency_key"]]
         assert write["customer_id"] == event.customer_id
         assert write["body"]["attributes"]["last_interaction_summary"] == event.interaction_summary
-    sent: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        sent[event.customer_id].append(event.event_id)
-    written: dict[str, list[str]] = defaultdict(list)
-    for write in updates:
-        written[write["customer_id"]].append(write["idempotency_key"])
-    assert written == sent
+    sent = ids_by_customer(events)
+    assert crm.update_keys_by_customer() == sent
     for customer_id, ids in sent.items():
         record = crm.customer(customer_id)
         assert record is not None

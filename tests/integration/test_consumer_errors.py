@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 
 import pytest
 
@@ -14,7 +13,7 @@ from schemas.codec import SingleObjectCodec
 from schemas.topics import DLQ_HEADER_PREFIX
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, make_event, produce, produce_raw
+from support.events import ids_by_customer, interleaved_events, make_event, produce, produce_raw
 from support.kafka import read_all
 from support.metrics import metric
 from support.waiting import eventually_sync
@@ -105,13 +104,7 @@ def test_a_30_second_crm_outage_dead_letters_nothing_and_order_holds_after(
 
     eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=90)
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
-    sent: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        sent[event.customer_id].append(event.event_id)
-    written: dict[str, list[str]] = defaultdict(list)
-    for write in crm.updates():
-        written[write["customer_id"]].append(write["idempotency_key"])
-    assert written == sent
+    assert crm.update_keys_by_customer() == ids_by_customer(events)
 
 
 def test_a_revoked_token_pauses_consumption_and_dead_letters_nothing(

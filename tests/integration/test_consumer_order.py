@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pytest
 
 from sandbox.kafka.cli import describe_group_offsets
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, make_event, produce
+from support.events import ids_by_customer, interleaved_events, make_event, produce
 from support.kafka import TopicFactory
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
-
-
-def sent_order(events: list) -> dict[str, list[str]]:  # type: ignore[type-arg]
-    order: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        order[event.customer_id].append(event.event_id)
-    return order
-
-
-def written_order(crm: CrmSimulator) -> dict[str, list[str]]:
-    order: dict[str, list[str]] = defaultdict(list)
-    for write in crm.updates():
-        order[write["customer_id"]].append(write["idempotency_key"])
-    return order
 
 
 @pytest.mark.slow
@@ -41,7 +25,7 @@ def test_every_customer_sees_its_events_in_the_order_they_were_sent(
 
     eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=180)
 
-    assert written_order(crm) == sent_order(events)
+    assert crm.update_keys_by_customer() == ids_by_customer(events)
     final = {e.customer_id: e for e in events}
     for customer_id, last in list(final.items())[:50]:
         record = crm.customer(customer_id)

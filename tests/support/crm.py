@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,13 @@ class CrmSimulator:
 
     def updates(self) -> list[dict[str, Any]]:
         return [w for w in self.writes() if w["operation"] == "update"]
+
+    def update_keys_by_customer(self) -> dict[str, list[str]]:
+        """Per customer, the Idempotency-Keys of applied updates, in the order they were applied."""
+        order: dict[str, list[str]] = defaultdict(list)
+        for write in self.updates():
+            order[write["customer_id"]].append(write["idempotency_key"])
+        return dict(order)
 
     def requests(self) -> list[dict[str, Any]]:
         return list(self._get("/_sim/requests")["requests"])

@@ -48,6 +48,14 @@ def interleaved_events(customers: int, total: int, seed: int = 7) -> list[Intera
     return events
 
 
+def ids_by_customer(events: list[InteractionCompleted]) -> dict[str, list[str]]:
+    """Each customer's event ids in the order they were sent."""
+    order: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        order[event.customer_id].append(event.event_id)
+    return dict(order)
+
+
 @dataclass
 class Produced:
     event: InteractionCompleted
