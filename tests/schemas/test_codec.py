@@ -30,7 +30,7 @@ instants = st.datetimes(
 
 events = st.builds(
     InteractionCompleted,
-    event_id=text,
+    event_id=text.filter(str.strip),
     customer_id=text.filter(str.strip),
     contact_id=text.filter(str.strip),
     channel=st.sampled_from(Channel),
@@ -43,7 +43,7 @@ events = st.builds(
     queue_id=st.none() | text,
     agent_id=st.none() | text,
     attributes=st.dictionaries(text, st.text(max_size=50), max_size=5),
-).filter(lambda e: e.event_id.strip())
+)
 
 
 def example(**overrides: Any) -> InteractionCompleted:
