@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -33,7 +33,11 @@ class Delivered:
 
 
 def producer_config(
-    bootstrap_servers: str, *, delivery_timeout_ms: int, linger_ms: int
+    bootstrap_servers: str,
+    *,
+    delivery_timeout_ms: int,
+    linger_ms: int,
+    queue_max_messages: int = 100_000,
 ) -> dict[str, Any]:
     """The settings that make a 202 a promise.
 
@@ -50,50 +54,124 @@ def producer_config(
         "compression.type": "lz4",
         # Bounded local queue: when the broker is gone the queue fills and produce() raises
         # BufferError at once, which becomes a 503, instead of the bridge eating all its memory.
-        "queue.buffering.max.messages": 100_000,
+        "queue.buffering.max.messages": queue_max_messages,
         "queue.buffering.max.kbytes": 64 * 1024,
         "client.id": "segstream-bridge",
     }
 
 
+@dataclass(frozen=True)
+class OutgoingRecord:
+    key: bytes
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Publisher(Protocol):
+    """What the handlers need from a Kafka producer (a benchmark baseline swaps it out)."""
+
+    async def publish_all(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> list[Delivered | PublishUnavailableError]: ...
+
+    def ready(self, topic: str, timeout: float) -> bool: ...
+
+    def queued(self) -> int: ...
+
+    def close(self, timeout: float = 10.0) -> int: ...
+
+
 class KafkaPublisher:
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer({**config, "error_cb": self._on_error})
+    def __init__(self, config: dict[str, Any], *, delivery_wait_s: float = 10.0) -> None:
+        # librdkafka's own log lines go through Python logging (JSON, like every other line)
+        # instead of its raw stderr format; they are emitted from poll(), on the poll thread.
+        self._producer = Producer(
+            {**config, "error_cb": self._on_error, "logger": logging.getLogger(f"{__name__}.kafka")}
+        )
+        self._delivery_wait_s = delivery_wait_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
         self._thread.start()
 
-    async def publish(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: Sequence[tuple[str, bytes]],
-    ) -> Delivered:
+    async def publish(self, topic: str, record: OutgoingRecord) -> Delivered:
         """Resolve once the broker acknowledged (all in-sync replicas) the record."""
+        [delivered] = await self.publish_all(topic, [record])
+        if isinstance(delivered, PublishUnavailableError):
+            raise delivered
+        return delivered
+
+    async def publish_all(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> list[Delivered | PublishUnavailableError]:
+        """Enqueue every record in order, then wait for each acknowledgement.
+
+        One result per record, in order: where it landed, or why it is not known to be stored.
+        Records of one key keep their order (idempotent producer); a record that could not even
+        be enqueued fails at once and so does every record after it, so that a later event of a
+        customer is never stored while an earlier one is not.
+        """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Delivered] = loop.create_future()
+        futures: list[asyncio.Future[Delivered]] = []
+        refused: PublishUnavailableError | None = None
+        for record in records:
+            future: asyncio.Future[Delivered] = loop.create_future()
+            try:
+                self._producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=_reporter(loop, future),
+                )
+            except BufferError as exc:
+                refused = PublishUnavailableError("local produce queue is full")
+                refused.__cause__ = exc
+                break
+            except KafkaException as exc:
+                refused = PublishUnavailableError(f"produce refused: {exc.args[0]}")
+                refused.__cause__ = exc
+                break
+            future.add_done_callback(_mark_retrieved)
+            futures.append(future)
+        results: list[Delivered | PublishUnavailableError] = []
+        if futures:
+            done = await asyncio.wait(futures, timeout=self._delivery_wait_s)
+            finished = done[0]
+            for future in futures:
+                if future not in finished:
+                    # librdkafka bounds delivery by message.timeout.ms, so this is a safety net
+                    # for a lost report; the record may still land and then dedupes downstream.
+                    results.append(PublishUnavailableError("no acknowledgement in time"))
+                    continue
+                error = future.exception()
+                if error is None:
+                    results.append(future.result())
+                elif isinstance(error, PublishUnavailableError):
+                    results.append(error)
+                else:  # pragma: no cover - _settle only ever sets PublishUnavailableError
+                    results.append(PublishUnavailableError(f"delivery failed: {error!r}"))
+        if refused is not None:
+            results.extend([refused] * (len(records) - len(futures)))
+        return results
 
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, future, error, message)
+    def queued(self) -> int:
+        """Records handed to the producer and not yet acknowledged (or failed)."""
+        return len(self._producer)
 
+    def ready(self, topic: str, timeout: float) -> bool:
+        """True when the cluster answers metadata for ``topic`` within ``timeout`` and the topic
+        exists with partitions: without them nothing the bridge accepts could be stored."""
         try:
-            self._producer.produce(
-                topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
-            )
-        except BufferError as exc:
-            raise PublishUnavailableError("local produce queue is full") from exc
-        except KafkaException as exc:
-            raise PublishUnavailableError(f"produce refused: {exc.args[0]}") from exc
-        return await future
-
-    def ready(self, timeout: float) -> bool:
-        """True when the cluster answers a metadata request for anything within ``timeout``."""
-        try:
-            metadata = self._producer.list_topics(timeout=timeout)
+            metadata = self._producer.list_topics(topic, timeout=timeout)
         except KafkaException:
             return False
-        return bool(metadata.brokers)
+        described = metadata.topics.get(topic)
+        return (
+            bool(metadata.brokers)
+            and described is not None
+            and described.error is None
+            and bool(described.partitions)
+        )
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued (their futures settle), stop polling; returns the unsent count."""
@@ -111,6 +189,23 @@ class KafkaPublisher:
         _log.warning(
             "kafka client error", extra={"kafka_error": error.name(), "reason": error.str()}
         )
+
+
+def _reporter(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Delivered]
+) -> Callable[[KafkaError | None, Message], None]:
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
+        # Runs on the poll thread: hand the result to the event loop, never touch it here.
+        loop.call_soon_threadsafe(_settle, future, error, message)
+
+    return on_delivery
+
+
+def _mark_retrieved(future: asyncio.Future[Delivered]) -> None:
+    # A request that gave up waiting (client gone, safety timeout) leaves its future behind;
+    # reading the outcome here keeps asyncio from logging "exception was never retrieved".
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(future: asyncio.Future[Delivered], error: KafkaError | None, message: Message) -> None:

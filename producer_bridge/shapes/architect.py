@@ -1,19 +1,15 @@
-"""Input shapes the bridge accepts, each mapped to one :class:`InteractionCompleted`."""
+"""The seed's segmentation payload, as an Architect flow's webhook block sends it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-from pydantic_core import ErrorDetails
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.model import Channel, Instant, InteractionCompleted, Tag, default_event_id
 
 
 class ArchitectPayload(BaseModel):
-    """The seed's segmentation payload, as an Architect flow's webhook block sends it."""
-
     # Unknown fields are ignored, not refused: flows add variables over time and a new variable
     # must not stop segmentation updates.
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -43,6 +39,14 @@ class ArchitectPayload(BaseModel):
     agent_id: str | None = Field(default=None, alias="agentId")
     attributes: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("customer_id", "contact_id", "idempotency_key")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # The event model refuses blank ids too; saying it here names the sender's field.
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
     def to_event(self, received_at: datetime) -> InteractionCompleted:
         return InteractionCompleted(
             event_id=self.idempotency_key or default_event_id(self.contact_id, self.start_time),
@@ -59,11 +63,3 @@ class ArchitectPayload(BaseModel):
             agent_id=self.agent_id,
             attributes=self.attributes,
         )
-
-
-def describe_errors(errors: Sequence[ErrorDetails]) -> list[dict[str, str]]:
-    """Pydantic errors as ``{"field", "reason"}`` pairs a sender can act on (no input echoed)."""
-    return [
-        {"field": ".".join(str(part) for part in error["loc"]) or "(body)", "reason": error["msg"]}
-        for error in errors
-    ]
