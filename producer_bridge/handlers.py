@@ -76,7 +76,8 @@ class EventIntake:
         if isinstance(outcome, PublishUnavailableError):
             raise RequestRejectedError(
                 problems.unavailable(
-                    "the event was not stored; retry later", self._settings.retry_after_s
+                    f"the event is not known to be stored ({outcome}); retry later",
+                    self._settings.retry_after_s,
                 )
             )
         return web.json_response(
@@ -145,8 +146,9 @@ class EventIntake:
         if unacknowledged:
             raise RequestRejectedError(
                 problems.unavailable(
-                    f"{len(unacknowledged)} of {len(outcomes)} events are not known to be stored; "
-                    "retry the batch later (stored events dedupe by event id)",
+                    f"{len(unacknowledged)} of {len(outcomes)} events are not known to be stored "
+                    f"({outcomes[unacknowledged[0]]}); retry the batch later "
+                    "(stored events dedupe by event id)",
                     settings.retry_after_s,
                     unacknowledged_indexes=unacknowledged,
                 )
