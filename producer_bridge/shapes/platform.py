@@ -12,19 +12,64 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from producer_bridge.errors import FieldError, InvalidEventError
-from schemas.model import Channel, Instant, InteractionCompleted
+from producer_bridge.shapes.wire import NonBlank128, WireInstant
+from schemas.model import Channel, InteractionCompleted
 
-TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.\s]+\.(acw|customer\.end)$"
-_TOPIC = re.compile(TOPIC_PATTERN)
+ACW_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.acw$"
+CUSTOMER_END_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.customer\.end$"
+# fullmatch, not search: "$" alone would also match before a trailing newline in Python, where
+# the document's (ECMA) reading of the same pattern does not.
+_TOPICS = {
+    re.compile(ACW_TOPIC_PATTERN): "acw",
+    re.compile(CUSTOMER_END_TOPIC_PATTERN): "customer.end",
+}
 MAX_CUSTOMER_KEY_LENGTH: Final = 256
 
 # Conversation and participant ids are UUIDs; 128 leaves room and keeps the derived event id
 # ("{conversation}-{participant}-{kind}") inside the event model's 512 characters.
-PlatformId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
+PlatformId = NonBlank128
 ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+class ConversationEventKind(enum.StrEnum):
+    ACW = "acw"
+    CUSTOMER_END = "customer.end"
+
+
+def _topic_kind(topic: str) -> ConversationEventKind | None:
+    for pattern, kind in _TOPICS.items():
+        if pattern.fullmatch(topic):
+            return ConversationEventKind(kind)
+    return None
+
+
+def _kind(topic: str) -> ConversationEventKind:
+    kind = _topic_kind(topic)
+    if kind is None:  # pragma: no cover - the Topic type already refused it
+        raise ValueError("not a conversation acw/customer.end topic")
+    return kind
+
+
+def _supported_topic(topic: str) -> str:
+    if _topic_kind(topic) is None:
+        raise ValueError(
+            "only v2.detail.events.conversation.{id}.acw and ...customer.end events are accepted"
+        )
+    return topic
+
+
+Topic = Annotated[str, StringConstraints(max_length=512), AfterValidator(_supported_topic)]
+
 
 _CHANNEL_BY_MEDIA_TYPE: Final = {
     "VOICE": Channel.VOICE,
@@ -38,17 +83,12 @@ _CHANNEL_BY_MEDIA_TYPE: Final = {
 _SOCIAL_MESSAGE_TYPES: Final = frozenset({"FACEBOOK", "TWITTER", "INSTAGRAM"})
 
 
-class ConversationEventKind(enum.StrEnum):
-    ACW = "acw"
-    CUSTOMER_END = "customer.end"
-
-
 class ConversationEventBody(BaseModel):
     """The fields the mapping reads; the platform sends more, and adds fields over time."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow")
 
-    event_time: Instant = Field(alias="eventTime")
+    event_time: WireInstant = Field(alias="eventTime")
     conversation_id: PlatformId = Field(alias="conversationId")
     participant_id: PlatformId = Field(alias="participantId")
     media_type: Annotated[str, StringConstraints(max_length=64)] = Field(alias="mediaType")
@@ -64,16 +104,16 @@ class ConversationEventBody(BaseModel):
 
 
 class ConversationDetail(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
-    topic_name: str = Field(alias="topicName", max_length=512, pattern=TOPIC_PATTERN)
+    topic_name: Topic = Field(alias="topicName")
     event_body: ConversationEventBody = Field(alias="eventBody")
 
 
 class PlatformEnvelope(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
-    detail_type: str = Field(alias="detail-type", max_length=512, pattern=TOPIC_PATTERN)
+    detail_type: Topic = Field(alias="detail-type")
     detail: ConversationDetail
 
     @model_validator(mode="after")
@@ -165,13 +205,6 @@ def to_event(envelope: PlatformEnvelope, key_fields: Sequence[str]) -> Interacti
         agent_id=body.user_id,
         attributes=attributes,
     )
-
-
-def _kind(topic: str) -> ConversationEventKind:
-    match = _TOPIC.match(topic)
-    if match is None:  # pragma: no cover - the field pattern already refused it
-        raise ValueError(f"not a conversation acw/customer.end topic: {topic[:80]}")
-    return ConversationEventKind(match.group(1))
 
 
 def _phone_number(ani: str | None) -> str | None:
