@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format clean bench-bridge
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## bench-bridge: durable 202/s of the bridge vs the same app without Kafka (vegeta; not in `test`)
+bench-bridge: $(STAMP)
+	$(BIN)/python -m bench.bridge $(BENCH_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

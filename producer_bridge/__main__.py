@@ -35,6 +35,7 @@ def main() -> None:
             delivery_timeout_ms=settings.delivery_timeout_ms,
             linger_ms=settings.linger_ms,
             queue_max_messages=settings.producer_queue_max_messages,
+            compression_type=settings.compression_type,
         ),
         delivery_wait_s=settings.delivery_wait_s,
     )

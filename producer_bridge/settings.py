@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +68,8 @@ class BridgeSettings(BaseSettings):
     # A few milliseconds of batching costs nothing against a webhook round trip and multiplies
     # throughput under load (one ProduceRequest carries many events).
     linger_ms: int = Field(default=5, ge=0)
+    # Record batches are compressed by librdkafka's own threads (no GIL); lz4 is the cheapest.
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     # Records waiting in the producer for an acknowledgement. When the broker is away this fills
     # up, and from then on a request is answered 503 at once instead of queueing without bound.
     producer_queue_max_messages: int = Field(default=100_000, ge=1)
