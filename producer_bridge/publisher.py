@@ -20,11 +20,15 @@ from typing import Any, Final, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producer_bridge.errors import PublishUnavailableError
+from producer_bridge.logs import RepeatFilter
 
 # The poll thread wakes at least this often to notice shutdown; delivery reports themselves wake it
 # at once, so this bounds only the stop latency, not the ack latency.
 _POLL_INTERVAL_S: Final = 0.1
 _log = logging.getLogger(__name__)
+_librdkafka_log = logging.getLogger(f"{__name__}.kafka")
+_log.addFilter(RepeatFilter())
+_librdkafka_log.addFilter(RepeatFilter())
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,7 @@ class KafkaPublisher:
     def __init__(self, config: dict[str, Any], *, delivery_wait_s: float = 10.0) -> None:
         # librdkafka's own log lines go through Python logging (JSON, like every other line)
         # instead of its raw stderr format; they are emitted from poll(), on the poll thread.
-        self._producer = Producer(
-            {**config, "error_cb": self._on_error, "logger": logging.getLogger(f"{__name__}.kafka")}
-        )
+        self._producer = Producer({**config, "error_cb": self._on_error, "logger": _librdkafka_log})
         self._delivery_wait_s = delivery_wait_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reports: list[_Report] = []
