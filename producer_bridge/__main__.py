@@ -6,6 +6,7 @@ import logging
 import sys
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from producer_bridge.app import build_authenticator, create_app
 from producer_bridge.errors import ConfigurationError
@@ -17,7 +18,14 @@ _log = logging.getLogger("producer_bridge")
 
 
 def main() -> None:
-    settings = BridgeSettings()
+    try:
+        settings = BridgeSettings()
+    except ValidationError as exc:
+        configure_logging()
+        # Field names and reasons only: pydantic's own text would echo the values, secrets too.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _log.error("cannot start: invalid settings: %s", problems)
+        sys.exit(2)
     configure_logging(settings.log_level)
     try:
         authenticator = build_authenticator(settings)

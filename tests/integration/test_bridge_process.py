@@ -74,6 +74,22 @@ def test_an_unreadable_secret_file_stops_the_start(tmp_path: Path) -> None:
     assert "cannot read webhook secrets file" in result.stderr
 
 
+def test_invalid_settings_stop_the_start_without_echoing_values(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "producer_bridge"],
+        env=bridge_environment(
+            shared_secrets="hunter2-secret", shared_secrets_file="/dev/null", port="99999"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "port" in result.stderr
+    assert "hunter2-secret" not in result.stderr
+
+
 @pytest.fixture
 def started(run_dir: Path) -> Iterator[list[ServiceProcess]]:
     processes: list[ServiceProcess] = []
