@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from producer_bridge.errors import FieldError, InvalidEventError
-from producer_bridge.shapes.wire import NonBlank128, WireInstant
+from producer_bridge.shapes.wire import NonBlank128, NonBlank256, WireInstant
 from schemas.model import Channel, InteractionCompleted
 
 ACW_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.acw$"
@@ -101,6 +101,12 @@ class ConversationEventBody(BaseModel):
     queue_id: ShortText | None = Field(default=None, alias="queueId")
     user_id: ShortText | None = Field(default=None, alias="userId")
     ani: ShortText | None = Field(default=None, alias="ani", repr=False)
+    # The default customer key fields, checked like the document says; a key field configured
+    # beyond these is read as it comes (see customer_key).
+    external_contact_id: NonBlank256 | None = Field(default=None, alias="externalContactId")
+    conversation_external_contact_ids: list[ShortText] | None = Field(
+        default=None, alias="conversationExternalContactIds"
+    )
 
 
 class ConversationDetail(BaseModel):

@@ -7,6 +7,7 @@ reaches parsing, validation and the broker instead of stopping at 401; schemathe
 
 from __future__ import annotations
 
+import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -108,7 +109,7 @@ def test_every_generated_request_is_answered_as_the_document_says(live_bridge: L
     )
 
     @settings(
-        max_examples=400,
+        max_examples=int(os.environ.get("SEGSTREAM_FUZZ_EXAMPLES", "400")),
         deadline=None,
         database=None,
         phases=[Phase.generate, Phase.shrink],

@@ -131,10 +131,9 @@ def test_the_key_fields_are_configuration_in_order() -> None:
     [
         {"conversationExternalContactIds": None},
         {"conversationExternalContactIds": []},
-        {"conversationExternalContactIds": ["", "  "], "externalContactId": " "},
-        {"conversationExternalContactIds": [17]},
+        {"conversationExternalContactIds": ["", "  "], "externalContactId": None},
     ],
-    ids=["absent", "empty-list", "blank-ids", "not-text"],
+    ids=["absent", "empty-list", "blank-ids"],
 )
 def test_no_usable_customer_key_is_refused_never_an_empty_key(body: dict[str, Any]) -> None:
     document = platform_event("acw")
@@ -144,6 +143,30 @@ def test_no_usable_customer_key_is_refused_never_an_empty_key(body: dict[str, An
     [error] = raised.value.errors
     assert error["field"] == "detail.eventBody.externalContactId"
     assert "no customer key" in error["reason"]
+
+
+def test_a_blank_first_list_entry_is_skipped_for_the_next_one() -> None:
+    document = platform_event("acw", conversationExternalContactIds=[" ", "ext-9"])
+    assert mapper().map(document, RECEIVED).event.customer_id == "ext-9"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"externalContactId": "  "}, "detail.eventBody.externalContactId"),
+        (
+            {"conversationExternalContactIds": [17]},
+            "detail.eventBody.conversationExternalContactIds.0",
+        ),
+        ({"externalContactId": "x" * 257}, "detail.eventBody.externalContactId"),
+    ],
+    ids=["blank", "not-text", "too-long"],
+)
+def test_a_malformed_customer_key_field_is_refused(body: dict[str, Any], field: str) -> None:
+    document = platform_event("customer.end", **body)
+    with pytest.raises(InvalidEventError) as raised:
+        mapper().map(document, RECEIVED)
+    assert field in [error["field"] for error in raised.value.errors]
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ from schemas.model import Channel
 
 
 class FlakyRecordingPublisher:
-    """Refuses every twentieth record once (503 to the sender), acknowledges the rest after a
-    random few milliseconds, and records what it saw per customer key."""
+    """Refuses every twentieth record on its first attempt (503 to the sender), acknowledges
+    the rest after a random few milliseconds, and records what it saw per customer key."""
 
     def __init__(self) -> None:
         self.stored: list[tuple[str, str, str]] = []  # (customer, event id, seq)
@@ -36,6 +36,7 @@ class FlakyRecordingPublisher:
         self._codec = EventCodec("t")
         self._rng = random.Random(3)
         self._seen = 0
+        self._stored_ids: set[str] = set()
 
     async def publish_all(
         self, topic: str, records: Sequence[OutgoingRecord]
@@ -50,11 +51,13 @@ class FlakyRecordingPublisher:
             try:
                 await asyncio.sleep(self._rng.uniform(0, 0.004))
                 self._seen += 1
-                if self._seen % 20 == 0 and event.event_id not in self.refused:
+                first_attempt = event.event_id not in self.refused | self._stored_ids
+                if self._seen % 20 == 0 and first_attempt:
                     self.refused.add(event.event_id)
                     results.append(PublishUnavailableError("refused on purpose"))
                     continue
                 self.stored.append((key, event.event_id, event.attributes["seq"]))
+                self._stored_ids.add(event.event_id)
                 results.append(Delivered(topic, 0, len(self.stored)))
             finally:
                 self._in_flight[key] -= 1
