@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean bench-consumer
+.PHONY: run test test-fast lint format clean bench-consumer bench-bridge
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ lint: $(STAMP)
 
 ## bench-consumer: segstream's consumer vs a naive one-at-a-time consumer and a bare aiohttp client
 bench-consumer: $(STAMP)
-	PYTHONPATH=.:tests $(BIN)/python -m bench.consumer
+	$(BIN)/python -m bench.consumer
+
+## bench-bridge: durable 202/s of the bridge vs the same app without Kafka (vegeta; not in `test`)
+bench-bridge: $(STAMP)
+	$(BIN)/python -m bench.bridge $(BENCH_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

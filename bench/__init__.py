@@ -1,1 +1,2 @@
-"""Benchmarks: each prints ratios against a baseline measured in the same run."""
+"""Benchmarks (``make bench-*``), each printing ratios against a baseline measured in the same
+run; not part of ``make test``."""

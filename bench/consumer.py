@@ -16,41 +16,26 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import tempfile
 import time
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.common import create_topic, kafka_cluster, machine, service
 from consumer.sink.http import update_body
-from sandbox.kafka.broker import LocalKafka, free_port
+from sandbox.kafka.broker import free_port
+from sandbox.records import interleaved_events, produce
 from schemas.codec import EventCodec
-from support.events import interleaved_events, produce
-from support.services import ServiceProcess
 
 LATENCY_MS = 20.0
 CUSTOMERS = 1000
 PARTITIONS = 12
 CONCURRENCY = 100  # the consumer's crm_max_connections; the bare client uses the same
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def sim_writes(url: str) -> int:
@@ -62,14 +47,6 @@ def sim_writes(url: str) -> int:
 def reset(url: str) -> None:
     request = urllib.request.Request(url + "/_sim/reset", method="POST")  # noqa: S310
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
-
-
-def create_topic(bootstrap: str) -> str:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
-        future.result(30)
-    return name
 
 
 def naive(bootstrap: str, topic: str, crm: str, token: str, seconds: float) -> float:
@@ -104,7 +81,7 @@ def naive(bootstrap: str, topic: str, crm: str, token: str, seconds: float) -> f
             timeout=5,
         )
         response.raise_for_status()
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
         done += 1
         if time.perf_counter() - started >= seconds:
             break
@@ -147,9 +124,14 @@ def segstream(
         "SEGSTREAM_CONSUMER_CRM_MAX_CONNECTIONS": str(CONCURRENCY),
         "SEGSTREAM_CONSUMER_METRICS_PORT": str(port),
     }
-    process = ServiceProcess("bench-consumer", ["consumer", "run"], env, run_dir)
-    try:
-        process.wait_http(f"http://127.0.0.1:{port}/metrics")
+    with service(
+        "bench-consumer",
+        "consumer",
+        {**os.environ, **env},
+        run_dir,
+        f"http://127.0.0.1:{port}/metrics",
+        "run",
+    ):
         # Measure from the first write to the last: group join and dedupe rebuild are start-up.
         while sim_writes(crm) == 0:
             time.sleep(0.01)
@@ -157,8 +139,6 @@ def segstream(
         while (written := sim_writes(crm)) < total:
             time.sleep(0.05)
         return (written - first) / (time.perf_counter() - started)
-    finally:
-        process.stop()
 
 
 def main() -> None:
@@ -167,32 +147,25 @@ def main() -> None:
     parser.add_argument("--naive-seconds", type=float, default=10.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="segstream-bench-"))
-    with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            bootstrap = stack.enter_context(LocalKafka(work / "kafka")).bootstrap_servers
-        token_file = work / "crm-token"
-        token_file.write_text(uuid.uuid4().hex)
-        sim_port = free_port()
-        crm = f"http://127.0.0.1:{sim_port}"
-        sim = ServiceProcess(
-            "bench-crm",
-            ["sandbox", "crm"],
-            {
-                "SEGSTREAM_CRM_SIM_PORT": str(sim_port),
-                "SEGSTREAM_CRM_SIM_TOKEN_FILE": str(token_file),
-                "SEGSTREAM_CRM_SIM_AUTO_CREATE": "true",
-                "SEGSTREAM_CRM_SIM_LATENCY_MS_MIN": str(LATENCY_MS),
-                "SEGSTREAM_CRM_SIM_LATENCY_MS_MAX": str(LATENCY_MS),
-            },
-            work,
-        )
-        stack.callback(sim.stop)
-        sim.wait_http(crm + "/healthz")
-        token = token_file.read_text()
-
+    token_file = work / "crm-token"
+    token_file.write_text(uuid.uuid4().hex)
+    token = token_file.read_text()
+    sim_port = free_port()
+    crm = f"http://127.0.0.1:{sim_port}"
+    sim_env = {
+        **os.environ,
+        "SEGSTREAM_CRM_SIM_PORT": str(sim_port),
+        "SEGSTREAM_CRM_SIM_TOKEN_FILE": str(token_file),
+        "SEGSTREAM_CRM_SIM_AUTO_CREATE": "true",
+        "SEGSTREAM_CRM_SIM_LATENCY_MS_MIN": str(LATENCY_MS),
+        "SEGSTREAM_CRM_SIM_LATENCY_MS_MAX": str(LATENCY_MS),
+    }
+    with (
+        kafka_cluster(work) as bootstrap,
+        service("bench-crm", "sandbox", sim_env, work, crm + "/healthz", "crm"),
+    ):
         events = interleaved_events(customers=CUSTOMERS, total=args.events, seed=1)
-        topic = create_topic(bootstrap)
+        topic = create_topic(bootstrap, PARTITIONS)
         produce(bootstrap, topic, events)
 
         naive_rate = naive(bootstrap, topic, crm, token, args.naive_seconds)

@@ -6,56 +6,65 @@ import logging
 import sys
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from producer_bridge.app import Bridge, create_app
-from producer_bridge.auth import SignatureVerifier
+from producer_bridge.app import build_authenticator, create_app
 from producer_bridge.errors import ConfigurationError
 from producer_bridge.logs import configure_logging
-from producer_bridge.metrics import BridgeMetrics
 from producer_bridge.publisher import KafkaPublisher, producer_config
 from producer_bridge.settings import BridgeSettings
-from schemas.codec import EventCodec
 
 _log = logging.getLogger("producer_bridge")
 
 
-def build_bridge(settings: BridgeSettings) -> Bridge:
-    verifier = SignatureVerifier(settings.signing_secrets())
-    registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
-    codec = EventCodec(settings.topic, registry)
+def main() -> None:
+    try:
+        settings = BridgeSettings()
+    except ValidationError as exc:
+        configure_logging()
+        # Field names and reasons only: pydantic's own text would echo the values, secrets too.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _log.error("cannot start: invalid settings: %s", problems)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    try:
+        authenticator = build_authenticator(settings)
+    except ConfigurationError as exc:
+        _log.error("cannot start: %s", exc)
+        sys.exit(2)
+    if authenticator.unsigned:
+        _log.warning(
+            "SEGSTREAM_BRIDGE_ALLOW_UNSIGNED: accepting unauthenticated requests; "
+            "never run like this outside a development machine"
+        )
     publisher = KafkaPublisher(
         producer_config(
             settings.kafka_bootstrap_servers,
             delivery_timeout_ms=settings.delivery_timeout_ms,
             linger_ms=settings.linger_ms,
-        )
+            queue_max_messages=settings.producer_queue_max_messages,
+            compression_type=settings.compression_type,
+        ),
+        delivery_wait_s=settings.delivery_wait_s,
     )
-    return Bridge(settings, publisher, verifier, codec, BridgeMetrics())
-
-
-def main() -> None:
-    configure_logging()
-    settings = BridgeSettings()
-    try:
-        bridge = build_bridge(settings)
-    except ConfigurationError as exc:
-        _log.error("cannot start: %s", exc)
-        sys.exit(2)
+    app = create_app(settings, publisher, authenticator=authenticator)
     _log.info(
         "bridge listening",
         extra={
             "url": f"http://{settings.host}:{settings.port}",
             "topic": settings.topic,
             "kafka": settings.kafka_bootstrap_servers,
+            "auth": authenticator.modes(),
         },
     )
-    # shutdown_timeout: in-flight requests get this long to receive their broker ack after SIGTERM.
+    # On SIGTERM aiohttp stops listening at once, gives in-flight requests this long to get their
+    # broker acknowledgement (or their 503), then runs the cleanup that flushes the producer.
     web.run_app(
-        create_app(bridge),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
-        shutdown_timeout=10.0,
+        shutdown_timeout=settings.delivery_wait_s + 1.0,
         access_log=None,
     )
 

@@ -1,11 +1,13 @@
-"""Reading a webhook request body safely: bounded, typed, signed."""
+"""Reading a webhook request body safely: typed, and bounded before anything is read."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from producer_bridge.errors import BridgeError
 
-class BodyTooLargeError(Exception):
+
+class BodyTooLargeError(BridgeError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body exceeds {limit} bytes")
         self.limit = limit
@@ -20,7 +22,8 @@ def is_json(request: web.Request) -> bool:
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The body, reading no further than ``limit`` bytes; a declared larger length fails first."""
+    """The body, reading no further than ``limit`` bytes; a declared larger length fails first,
+    before a single body byte is read."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLargeError(limit)
     chunks: list[bytes] = []

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import time
+from collections.abc import Callable
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -25,3 +28,41 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # One line per request is the access log's job at DEBUG; the app logs what matters itself.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first of a run of equal lines through, drops the repeats for ``interval_s``,
+    then lets the next one through carrying ``repeated=<dropped count>``.
+
+    A broker that is down makes librdkafka report the same failed connect every few dozen
+    milliseconds; one line per half minute says the same without drowning everything else.
+    Lines differing only in numbers (ports, durations) count as equal.
+    """
+
+    def __init__(self, interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last_passed: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = _DIGITS.sub(
+            "#", f"{record.name}|{record.getMessage()}|{getattr(record, 'reason', '')}"
+        )
+        now = self._clock()
+        last = self._last_passed.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            return False
+        self._last_passed[key] = now
+        dropped = self._dropped.pop(key, 0)
+        if dropped:
+            record.repeated = dropped
+        if len(self._last_passed) > _MAX_KEYS:  # bounded memory whatever the messages are
+            self._last_passed.clear()
+        return True
+
+
+_DIGITS = re.compile(r"\d+")
+_MAX_KEYS = 1000

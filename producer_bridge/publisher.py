@@ -9,20 +9,26 @@ serves delivery reports with ``poll()``, and each report resolves its asyncio fu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producer_bridge.errors import PublishUnavailableError
+from producer_bridge.logs import RepeatFilter
 
 # The poll thread wakes at least this often to notice shutdown; delivery reports themselves wake it
 # at once, so this bounds only the stop latency, not the ack latency.
 _POLL_INTERVAL_S: Final = 0.1
 _log = logging.getLogger(__name__)
+_librdkafka_log = logging.getLogger(f"{__name__}.kafka")
+_log.addFilter(RepeatFilter())
+_librdkafka_log.addFilter(RepeatFilter())
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,12 @@ class Delivered:
 
 
 def producer_config(
-    bootstrap_servers: str, *, delivery_timeout_ms: int, linger_ms: int
+    bootstrap_servers: str,
+    *,
+    delivery_timeout_ms: int,
+    linger_ms: int,
+    queue_max_messages: int = 100_000,
+    compression_type: str = "lz4",
 ) -> dict[str, Any]:
     """The settings that make a 202 a promise.
 
@@ -47,53 +58,126 @@ def producer_config(
         "acks": "all",
         "message.timeout.ms": delivery_timeout_ms,
         "linger.ms": linger_ms,
-        "compression.type": "lz4",
+        "compression.type": compression_type,
         # Bounded local queue: when the broker is gone the queue fills and produce() raises
         # BufferError at once, which becomes a 503, instead of the bridge eating all its memory.
-        "queue.buffering.max.messages": 100_000,
+        "queue.buffering.max.messages": queue_max_messages,
         "queue.buffering.max.kbytes": 64 * 1024,
         "client.id": "segstream-bridge",
     }
 
 
+@dataclass(frozen=True)
+class OutgoingRecord:
+    key: bytes
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Publisher(Protocol):
+    """What the handlers need from a Kafka producer (a benchmark baseline swaps it out)."""
+
+    async def publish_all(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> list[Delivered | PublishUnavailableError]: ...
+
+    def ready(self, topic: str, timeout: float) -> bool: ...
+
+    def queued(self) -> int: ...
+
+    def close(self, timeout: float = 10.0) -> int: ...
+
+
 class KafkaPublisher:
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer({**config, "error_cb": self._on_error})
+    def __init__(self, config: dict[str, Any], *, delivery_wait_s: float = 10.0) -> None:
+        # librdkafka's own log lines go through Python logging (JSON, like every other line)
+        # instead of its raw stderr format; they are emitted from poll(), on the poll thread.
+        self._producer = Producer({**config, "error_cb": self._on_error, "logger": _librdkafka_log})
+        self._delivery_wait_s = delivery_wait_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reports: list[_Report] = []
+        self._reports_lock = threading.Lock()
+        self._drain_scheduled = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
         self._thread.start()
 
-    async def publish(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: Sequence[tuple[str, bytes]],
-    ) -> Delivered:
+    async def publish(self, topic: str, record: OutgoingRecord) -> Delivered:
         """Resolve once the broker acknowledged (all in-sync replicas) the record."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Delivered] = loop.create_future()
+        [delivered] = await self.publish_all(topic, [record])
+        if isinstance(delivered, PublishUnavailableError):
+            raise delivered
+        return delivered
 
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, future, error, message)
+    async def publish_all(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> list[Delivered | PublishUnavailableError]:
+        """Enqueue every record in order, then wait for each acknowledgement.
 
+        One result per record, in order: where it landed, or why it is not known to be stored.
+        Records of one key keep their order (idempotent producer); a record that could not even
+        be enqueued fails at once and so does every record after it, so that a later event of a
+        customer is never stored while an earlier one is not.
+        """
+        loop = self._bind(asyncio.get_running_loop())
+        futures: list[asyncio.Future[Delivered]] = []
+        refused: PublishUnavailableError | None = None
+        for record in records:
+            future: asyncio.Future[Delivered] = loop.create_future()
+            try:
+                self._producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=functools.partial(self._on_delivery, future),
+                )
+            except BufferError as exc:
+                refused = PublishUnavailableError("local produce queue is full")
+                refused.__cause__ = exc
+                break
+            except KafkaException as exc:
+                refused = PublishUnavailableError(f"produce refused: {exc.args[0]}")
+                refused.__cause__ = exc
+                break
+            futures.append(future)
+        results: list[Delivered | PublishUnavailableError] = []
+        if futures:
+            # librdkafka reports every record within message.timeout.ms; this one timer is only
+            # a safety net for a lost report (the record may still land, and dedupes downstream).
+            expiry = loop.call_later(self._delivery_wait_s, _expire, futures)
+            try:
+                for future in futures:
+                    try:
+                        results.append(await future)
+                    except PublishUnavailableError as error:
+                        results.append(error)
+            finally:
+                expiry.cancel()
+                for future in futures[len(results) :]:  # only when the request was cancelled
+                    future.add_done_callback(_mark_retrieved)
+        if refused is not None:
+            results.extend([refused] * (len(records) - len(futures)))
+        return results
+
+    def queued(self) -> int:
+        """Records handed to the producer and not yet acknowledged (or failed)."""
+        return len(self._producer)
+
+    def ready(self, topic: str, timeout: float) -> bool:
+        """True when the cluster answers metadata for ``topic`` within ``timeout`` and the topic
+        exists with partitions: without them nothing the bridge accepts could be stored."""
         try:
-            self._producer.produce(
-                topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
-            )
-        except BufferError as exc:
-            raise PublishUnavailableError("local produce queue is full") from exc
-        except KafkaException as exc:
-            raise PublishUnavailableError(f"produce refused: {exc.args[0]}") from exc
-        return await future
-
-    def ready(self, timeout: float) -> bool:
-        """True when the cluster answers a metadata request for anything within ``timeout``."""
-        try:
-            metadata = self._producer.list_topics(timeout=timeout)
+            metadata = self._producer.list_topics(topic, timeout=timeout)
         except KafkaException:
             return False
-        return bool(metadata.brokers)
+        described = metadata.topics.get(topic)
+        return (
+            bool(metadata.brokers)
+            and described is not None
+            and described.error is None
+            and bool(described.partitions)
+        )
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued (their futures settle), stop polling; returns the unsent count."""
@@ -106,6 +190,36 @@ class KafkaPublisher:
         while not self._stopping.is_set():
             self._producer.poll(_POLL_INTERVAL_S)
 
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("a KafkaPublisher serves the one event loop it was first used on")
+        return loop
+
+    def _on_delivery(
+        self, future: asyncio.Future[Delivered], error: KafkaError | None, message: Message
+    ) -> None:
+        """Runs on the poll (or flushing) thread. Reports are queued and handed to the event
+        loop in bursts: one wake-up of the loop per burst, not one per record, which is what
+        keeps the acknowledged path close to the speed of the unacknowledged one."""
+        report = (future, error, message.topic(), message.partition(), message.offset())
+        with self._reports_lock:
+            self._reports.append(report)
+            wake = not self._drain_scheduled
+            self._drain_scheduled = True
+        if wake and self._loop is not None:
+            # A loop already closed (shutdown) has nobody left waiting for the answer.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._drain_reports)
+
+    def _drain_reports(self) -> None:
+        with self._reports_lock:
+            reports, self._reports = self._reports, []
+            self._drain_scheduled = False
+        for report in reports:
+            _settle(*report)
+
     @staticmethod
     def _on_error(error: KafkaError) -> None:
         _log.warning(
@@ -113,10 +227,31 @@ class KafkaPublisher:
         )
 
 
-def _settle(future: asyncio.Future[Delivered], error: KafkaError | None, message: Message) -> None:
-    if future.done():  # the request was cancelled (client went away); the record still counts
+_Report = tuple["asyncio.Future[Delivered]", KafkaError | None, str | None, int | None, int | None]
+
+
+def _expire(futures: Sequence[asyncio.Future[Delivered]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(PublishUnavailableError("no acknowledgement in time"))
+
+
+def _mark_retrieved(future: asyncio.Future[Delivered]) -> None:
+    # Nobody awaits this future any more: read its outcome so that asyncio does not log
+    # "exception was never retrieved" for a report that arrives later.
+    if not future.cancelled():
+        future.exception()
+
+
+def _settle(
+    future: asyncio.Future[Delivered],
+    error: KafkaError | None,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> None:
+    if future.done():  # expired, or its request was cancelled; the record still counts
         return
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
     if error is not None:
         future.set_exception(PublishUnavailableError(f"broker did not acknowledge: {error.str()}"))
     elif topic is None or partition is None or offset is None:

@@ -11,9 +11,11 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from sandbox.crm import CrmSimulatorSettings
 from sandbox.crm.app import run as run_crm
+from sandbox.generator import EventGenerator, GeneratorConfig, GeneratorSummary
 from sandbox.kafka.broker import LocalKafka
 from sandbox.run import run_all
 from sandbox.send import send_event
@@ -51,6 +53,58 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if status == 202 else 1
 
 
+def _generate(args: argparse.Namespace) -> int:
+    secret = None if args.unsigned else Path(args.secret_file).read_text().strip()
+    config = GeneratorConfig(
+        url=args.url,
+        ledger=Path(args.ledger),
+        secret=secret,
+        rate=args.rate,
+        duration_s=args.duration if args.events is None else None,
+        max_events=args.events,
+        customers=args.customers,
+        zipf_exponent=args.zipf,
+        malformed_share=args.malformed_share,
+        duplicate_share=args.duplicate_share,
+        seed=args.seed,
+        max_event_bytes=args.max_event_bytes,
+        drain_timeout_s=args.drain_timeout,
+    )
+
+    async def run() -> GeneratorSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await EventGenerator(config).run(stop)
+
+    summary = asyncio.run(run())
+    print(json.dumps(summary.as_dict()), flush=True)
+    healthy = summary.valid_rejected == 0 and summary.malformed_unexpected == 0
+    return 0 if healthy and summary.abandoned == 0 else 1
+
+
+def _add_generate_parser(commands: Any) -> None:
+    generate = commands.add_parser(
+        "generate",
+        help="a realistic signed event stream at a target rate, with a ledger of accepted events",
+    )
+    generate.add_argument("--url", default="http://127.0.0.1:8080", help="the bridge's base URL")
+    generate.add_argument("--secret-file", default=".run/webhook-secret")
+    generate.add_argument("--unsigned", action="store_true", help="send no signature")
+    generate.add_argument("--rate", type=float, default=50.0, help="new events per second")
+    generate.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
+    generate.add_argument("--events", type=int, default=None, help="stop after N events instead")
+    generate.add_argument("--customers", type=int, default=1000)
+    generate.add_argument("--zipf", type=float, default=1.1, help="skew exponent (0 = uniform)")
+    generate.add_argument("--malformed-share", type=float, default=0.01)
+    generate.add_argument("--duplicate-share", type=float, default=0.02)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--max-event-bytes", type=int, default=10 * 1024)
+    generate.add_argument("--drain-timeout", type=float, default=30.0)
+    generate.add_argument("--ledger", default=".run/ledger.jsonl", help="JSON lines, appended")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="segstream-sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("--url", default="http://127.0.0.1:8080/v1/interactions/completed")
     send.add_argument("--secret-file", default=".run/webhook-secret")
     send.add_argument("--file", default=None, help="JSON payload (default: the seed's example)")
+    _add_generate_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "run":
@@ -73,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "kafka":
         sys.exit(_kafka(args))
+    if args.command == "generate":
+        sys.exit(_generate(args))
     sys.exit(_send(args))
 
 

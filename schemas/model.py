@@ -49,7 +49,10 @@ def _as_utc_millis(value: datetime) -> datetime:
     """Avro keeps milliseconds; truncating here keeps an event equal to itself after decoding."""
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a time zone (for example a trailing Z)")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before datetime.min in UTC
+        raise ValueError("timestamp out of range (years 1..9999 in UTC)") from exc
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -58,10 +61,19 @@ def _parse_instant(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("timestamp must be ISO-8601 text or epoch milliseconds")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return _from_epoch_millis(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+        return _from_epoch_millis(int(value))
     return value
+
+
+def _from_epoch_millis(millis: float) -> datetime:
+    # fromtimestamp raises OverflowError/OSError (not ValueError) past year 9999; pydantic turns
+    # only ValueError into a validation error, anything else would escape as a crash.
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError("epoch milliseconds out of range (years 1..9999)") from exc
 
 
 Instant = Annotated[datetime, BeforeValidator(_parse_instant), AfterValidator(_as_utc_millis)]

@@ -10,6 +10,10 @@ HEADER_CONTENT_TYPE: Final = "content-type"
 HEADER_SOURCE: Final = "source"
 HEADER_TRACEPARENT: Final = "traceparent"
 
+# Values of the ``source`` header: which input shape the bridge mapped the event from.
+SOURCE_ARCHITECT: Final = "architect-webhook"
+SOURCE_PLATFORM_EVENT: Final = "platform-event-bridge"
+
 # The content types a record value can carry; the consumer picks its decoder from the bytes
 # themselves, the header is there for people and for tools that do not speak Avro.
 CONTENT_TYPE_AVRO_SINGLE_OBJECT: Final = "application/vnd.segstream.interaction-completed.v1+avro"

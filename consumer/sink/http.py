@@ -99,8 +99,10 @@ class CrmHttpSink:
                 self._base_url + path, json=body, headers=headers
             ) as response:
                 status = response.status
-                detail = (await response.text())[:500]
-                retry_after = retry_after_seconds(response.headers)
+                # Read the body whatever the status, or the keep-alive connection cannot be
+                # reused; decode it only for an error message.
+                content = await response.read()
+                retry_after = None if status < 300 else retry_after_seconds(response.headers)
         except aiohttp.ClientConnectorDNSError as exc:
             raise SinkUnusableError(f"CRM host name does not resolve: {exc}") from exc
         except TimeoutError as exc:
@@ -111,6 +113,7 @@ class CrmHttpSink:
             ) from exc
         if 200 <= status < 300 or status == 404 or status in tolerate:
             return status
+        detail = content[:500].decode(errors="replace")
         if status in _UNUSABLE:
             raise SinkUnusableError(
                 f"CRM refused our credentials ({status}): {detail}", status=status

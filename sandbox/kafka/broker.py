@@ -151,6 +151,19 @@ class LocalKafka:
         """Take node ``index`` (0-based) down: SIGTERM (controlled shutdown) or SIGKILL."""
         self._terminate(self._nodes[index], kill=kill)
 
+    def pause_node(self, index: int) -> None:
+        """Freeze node ``index`` (SIGSTOP): its connections stay open but nothing answers, like
+        a broker in a long GC pause or behind a dead network path; :meth:`resume_node` undoes it.
+        """
+        process = self._nodes[index].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGSTOP)
+
+    def resume_node(self, index: int) -> None:
+        process = self._nodes[index].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+
     def start_node(self, index: int, timeout: float = START_TIMEOUT_S) -> None:
         self._launch(self._nodes[index])
         self.wait_until_ready(timeout)

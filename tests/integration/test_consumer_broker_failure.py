@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.kafka.broker import LocalKafka
+from sandbox.records import ids_by_customer, interleaved_events, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import ids_by_customer, interleaved_events, produce
 from support.kafka import TopicFactory, read_all
 from support.waiting import eventually_sync
 
@@ -22,8 +22,9 @@ def test_a_killed_broker_loses_nothing_and_keeps_order(
 ) -> None:
     bootstrap = kafka_cluster3.bootstrap_servers
     topics = TopicFactory(bootstrap)
-    topic = topics.create("interactions", partitions=6, replicas=3, min_insync=2)
-    dlq = topics.create("dlq", partitions=1, replicas=3, min_insync=2)
+    durable = {"min.insync.replicas": "2"}
+    topic = topics.create("interactions", partitions=6, replicas=3, config=durable)
+    dlq = topics.create("dlq", partitions=1, replicas=3, config=durable)
     crm.set_faults(latency_ms_min=5.0, latency_ms_max=20.0)
     consumers = ConsumerGroup(
         bootstrap=bootstrap, topic=topic, dlq=dlq, group_id=group_id, crm=crm, run_dir=run_dir

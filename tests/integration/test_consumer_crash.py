@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.records import ids_by_customer, interleaved_events, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import ids_by_customer, interleaved_events, produce
 from support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

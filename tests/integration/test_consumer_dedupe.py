@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.records import make_event, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import make_event, produce
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from sandbox.kafka.cli import describe_group_offsets
+from sandbox.records import ids_by_customer, interleaved_events, make_event, produce, produce_raw
 from schemas.codec import SingleObjectCodec
 from schemas.topics import DLQ_HEADER_PREFIX
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import ids_by_customer, interleaved_events, make_event, produce, produce_raw
 from support.kafka import read_all
 from support.metrics import metric
 from support.waiting import eventually_sync

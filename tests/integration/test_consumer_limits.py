@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from sandbox.records import interleaved_events, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, produce
 from support.metrics import metric
 from support.waiting import eventually_sync
 

@@ -7,9 +7,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.records import interleaved_events, make_event, produce, produce_raw
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import interleaved_events, make_event, produce, produce_raw
 from support.metrics import metric, sample
 from support.waiting import eventually_sync
 

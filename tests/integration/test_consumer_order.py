@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sandbox.kafka.cli import describe_group_offsets
+from sandbox.records import ids_by_customer, interleaved_events, make_event, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.events import ids_by_customer, interleaved_events, make_event, produce
 from support.kafka import TopicFactory
 from support.waiting import eventually_sync
 

@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -15,13 +15,15 @@ class TopicFactory:
     bootstrap_servers: str
 
     def create(
-        self, prefix: str = "t", partitions: int = 3, replicas: int = 1, min_insync: int = 1
+        self,
+        prefix: str = "t",
+        partitions: int = 3,
+        replicas: int = 1,
+        config: dict[str, str] | None = None,
     ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
-        topic = NewTopic(
-            name, partitions, replicas, config={"min.insync.replicas": str(min_insync)}
-        )
+        topic = NewTopic(name, partitions, replicas, config=config or {})
         for future in admin.create_topics([topic]).values():
             future.result(30)
         return name
@@ -40,13 +42,12 @@ def read_all(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> list[
         metadata = consumer.list_topics(topic, timeout=timeout)
         partitions = list(metadata.topics[topic].partitions)
         ends = {}
+        deadline = time.monotonic() + timeout
         for partition in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-            ends[partition] = high
+            ends[partition] = _high_watermark(consumer, TopicPartition(topic, partition), deadline)
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         records: list[Message] = []
         positions = dict.fromkeys(partitions, 0)
-        deadline = time.monotonic() + timeout
         while any(positions[p] < ends[p] for p in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read {len(records)} records of {topic}; want up to {ends}")
@@ -58,3 +59,18 @@ def read_all(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> list[
         return records
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, partition: TopicPartition, deadline: float) -> int:
+    """Right after a topic is created (or a broker restarted) its leaders may not be known yet:
+    ``NOT_LEADER_FOR_PARTITION`` and the like are retried until ``deadline``."""
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(
+                partition, max(0.1, deadline - time.monotonic())
+            )
+            return int(high)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no watermark for {partition}: {exc}") from exc
+            time.sleep(0.1)

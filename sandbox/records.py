@@ -1,13 +1,15 @@
-"""Events written straight to the topic (as the bridge would), with a known order per customer."""
+"""Events written straight to a topic, keyed and headed as the bridge writes them, with a known
+order per customer: for tests and benchmarks that are about the consumer, not the bridge."""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codec import EventCodec
 from schemas.model import Channel, InteractionCompleted
@@ -73,11 +75,16 @@ def produce(
     )
     results: list[Produced | None] = [None] * len(events)
 
-    def acked(index: int):  # type: ignore[no-untyped-def]
-        def callback(error, message):  # type: ignore[no-untyped-def]
+    failures: list[str] = []
+
+    def acked(index: int) -> Callable[[KafkaError | None, Message], None]:
+        def callback(error: KafkaError | None, message: Message) -> None:
             if error is not None:
-                raise RuntimeError(f"produce failed: {error}")
-            results[index] = Produced(events[index], message.partition(), message.offset())
+                failures.append(error.str())
+                return
+            results[index] = Produced(
+                events[index], message.partition() or 0, message.offset() or 0
+            )
 
         return callback
 
@@ -100,22 +107,27 @@ def produce(
                 producer.poll(0.1)
         producer.poll(0)
     remaining = producer.flush(60)
-    if remaining:
-        raise RuntimeError(f"{remaining} records not acknowledged")
+    if remaining or failures:
+        raise RuntimeError(
+            f"{remaining} records unacknowledged, {len(failures)} failed: {failures[:3]}"
+        )
     return [r for r in results if r is not None]
 
 
 def produce_raw(
-    bootstrap_servers: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    bootstrap_servers: str,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]],
 ) -> tuple[int, int]:
     producer = Producer({"bootstrap.servers": bootstrap_servers})
     position: list[tuple[int, int]] = []
-    producer.produce(
-        topic,
-        key=key,
-        value=value,
-        headers=headers,
-        on_delivery=lambda e, m: position.append((m.partition(), m.offset())),
-    )
+
+    def acked(error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            position.append((message.partition() or 0, message.offset() or 0))
+
+    producer.produce(topic, key=key, value=value, headers=list(headers), on_delivery=acked)
     producer.flush(30)
     return position[0]

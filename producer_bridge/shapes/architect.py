@@ -1,0 +1,51 @@
+"""The seed's segmentation payload, as an Architect flow's webhook block sends it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from producer_bridge.shapes.wire import NonBlank256, NonBlank512, WireInstant, WireNumber
+from schemas.model import Channel, InteractionCompleted, Tag, default_event_id
+
+
+class ArchitectPayload(BaseModel):
+    # Unknown fields are ignored, not refused: flows add variables over time and a new variable
+    # must not stop segmentation updates. Each field has one name, the one the document gives.
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: NonBlank256 = Field(alias="customerId")
+    contact_id: NonBlank256 = Field(alias="contactId")
+    channel: Channel
+    start_time: WireInstant = Field(alias="startTime")
+    end_time: WireInstant | None = Field(default=None, alias="endTime")
+    interaction_summary: str | None = Field(
+        default=None, max_length=1024, alias="interactionSummary"
+    )
+    sentiment_score: WireNumber | None = Field(
+        default=None, ge=-1.0, le=1.0, alias="sentimentScore"
+    )
+    tags: list[Tag] = Field(max_length=32)
+    idempotency_key: NonBlank512 | None = None
+    caller_id: str | None = Field(default=None, alias="callerId", repr=False)
+    queue_id: str | None = Field(default=None, alias="queueId")
+    agent_id: str | None = Field(default=None, alias="agentId")
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    def to_event(self, received_at: datetime) -> InteractionCompleted:
+        return InteractionCompleted(
+            event_id=self.idempotency_key or default_event_id(self.contact_id, self.start_time),
+            customer_id=self.customer_id,
+            contact_id=self.contact_id,
+            channel=self.channel,
+            started_at=self.start_time,
+            completed_at=self.end_time or received_at,
+            interaction_summary=self.interaction_summary,
+            sentiment_score=self.sentiment_score,
+            tags=self.tags,
+            caller_id=self.caller_id,
+            queue_id=self.queue_id,
+            agent_id=self.agent_id,
+            attributes=self.attributes,
+        )

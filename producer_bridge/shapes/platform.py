@@ -1,0 +1,220 @@
+"""The platform's own conversation events, as its event bridge delivers them.
+
+An envelope ``{"detail-type": <topic>, "detail": {"topicName": <topic>, "eventBody": {...}}}`` for
+the topics ``v2.detail.events.conversation.{id}.acw`` (an agent finished after-call work with a
+wrap-up code) and ``v2.detail.events.conversation.{id}.customer.end`` (the customer's side ended).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from producer_bridge.errors import FieldError, InvalidEventError
+from producer_bridge.shapes.wire import NonBlank128, NonBlank256, WireInstant
+from schemas.model import Channel, InteractionCompleted
+
+ACW_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.acw$"
+CUSTOMER_END_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.customer\.end$"
+# fullmatch, not search: "$" alone would also match before a trailing newline in Python, where
+# the document's (ECMA) reading of the same pattern does not.
+_TOPICS = {
+    re.compile(ACW_TOPIC_PATTERN): "acw",
+    re.compile(CUSTOMER_END_TOPIC_PATTERN): "customer.end",
+}
+MAX_CUSTOMER_KEY_LENGTH: Final = 256
+
+# Conversation and participant ids are UUIDs; 128 leaves room and keeps the derived event id
+# ("{conversation}-{participant}-{kind}") inside the event model's 512 characters.
+PlatformId = NonBlank128
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+class ConversationEventKind(enum.StrEnum):
+    ACW = "acw"
+    CUSTOMER_END = "customer.end"
+
+
+def _topic_kind(topic: str) -> ConversationEventKind | None:
+    for pattern, kind in _TOPICS.items():
+        if pattern.fullmatch(topic):
+            return ConversationEventKind(kind)
+    return None
+
+
+def _kind(topic: str) -> ConversationEventKind:
+    kind = _topic_kind(topic)
+    if kind is None:  # pragma: no cover - the Topic type already refused it
+        raise ValueError("not a conversation acw/customer.end topic")
+    return kind
+
+
+def _supported_topic(topic: str) -> str:
+    if _topic_kind(topic) is None:
+        raise ValueError(
+            "only v2.detail.events.conversation.{id}.acw and ...customer.end events are accepted"
+        )
+    return topic
+
+
+Topic = Annotated[str, StringConstraints(max_length=512), AfterValidator(_supported_topic)]
+
+
+_CHANNEL_BY_MEDIA_TYPE: Final = {
+    "VOICE": Channel.VOICE,
+    "CALLBACK": Channel.CALLBACK,
+    "CHAT": Channel.CHAT,
+    "EMAIL": Channel.EMAIL,
+    "MESSAGE": Channel.MESSAGE,
+}
+# Messages arriving through a social network's channel are "social" to segmentation; SMS,
+# WhatsApp, web messaging and the rest stay "message".
+_SOCIAL_MESSAGE_TYPES: Final = frozenset({"FACEBOOK", "TWITTER", "INSTAGRAM"})
+
+
+class ConversationEventBody(BaseModel):
+    """The fields the mapping reads; the platform sends more, and adds fields over time."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_time: WireInstant = Field(alias="eventTime")
+    conversation_id: PlatformId = Field(alias="conversationId")
+    participant_id: PlatformId = Field(alias="participantId")
+    media_type: Annotated[str, StringConstraints(max_length=64)] = Field(alias="mediaType")
+    message_type: ShortText | None = Field(default=None, alias="messageType")
+    wrapup_code: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, alias="wrapupCode"
+    )
+    disconnect_type: ShortText | None = Field(default=None, alias="disconnectType")
+    direction: ShortText | None = Field(default=None, alias="direction")
+    queue_id: ShortText | None = Field(default=None, alias="queueId")
+    user_id: ShortText | None = Field(default=None, alias="userId")
+    ani: ShortText | None = Field(default=None, alias="ani", repr=False)
+    # The default customer key fields, checked like the document says; a key field configured
+    # beyond these is read as it comes (see customer_key).
+    external_contact_id: NonBlank256 | None = Field(default=None, alias="externalContactId")
+    conversation_external_contact_ids: list[ShortText] | None = Field(
+        default=None, alias="conversationExternalContactIds"
+    )
+
+
+class ConversationDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    topic_name: Topic = Field(alias="topicName")
+    event_body: ConversationEventBody = Field(alias="eventBody")
+
+
+class PlatformEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    detail_type: Topic = Field(alias="detail-type")
+    detail: ConversationDetail
+
+    @model_validator(mode="after")
+    def _one_topic(self) -> PlatformEnvelope:
+        if _kind(self.detail_type) != _kind(self.detail.topic_name):
+            raise ValueError("detail-type and detail.topicName name different event kinds")
+        return self
+
+    @property
+    def kind(self) -> ConversationEventKind:
+        return _kind(self.detail.topic_name)
+
+
+def is_platform_envelope(document: Any) -> bool:
+    return isinstance(document, dict) and "detail-type" in document
+
+
+def event_id(conversation_id: str, participant_id: str, kind: ConversationEventKind) -> str:
+    """Stable across redeliveries: the platform (and the event bridge) retry with the same
+    conversation, participant and topic, so a redelivered event dedupes downstream."""
+    return f"{conversation_id}-{participant_id}-{kind.value}"
+
+
+def channel_of(media_type: str, message_type: str | None) -> Channel:
+    media = media_type.upper()
+    if media == "MESSAGE" and (message_type or "").upper() in _SOCIAL_MESSAGE_TYPES:
+        return Channel.SOCIAL
+    return _CHANNEL_BY_MEDIA_TYPE.get(media, Channel.OTHER)
+
+
+def customer_key(body: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The first usable id among ``fields`` of the event body; a list gives its first non-blank
+    string. Never an empty key: no usable id is an :class:`InvalidEventError`."""
+    for name in fields:
+        value = body.get(name)
+        candidates = value if isinstance(value, list) else [value]
+        for candidate in candidates:
+            if isinstance(candidate, str) and candidate.strip():
+                if len(candidate) > MAX_CUSTOMER_KEY_LENGTH:
+                    raise InvalidEventError(
+                        [
+                            FieldError(
+                                field=f"detail.eventBody.{name}",
+                                reason=f"customer key longer than {MAX_CUSTOMER_KEY_LENGTH}",
+                            )
+                        ]
+                    )
+                return candidate
+    raise InvalidEventError(
+        [
+            FieldError(
+                field=f"detail.eventBody.{fields[0]}",
+                reason="no customer key: none of "
+                + ", ".join(fields)
+                + " holds a non-empty id, and an event is never keyed by an empty id",
+            )
+        ]
+    )
+
+
+def to_event(envelope: PlatformEnvelope, key_fields: Sequence[str]) -> InteractionCompleted:
+    body = envelope.detail.event_body
+    raw_body = {**(body.model_extra or {}), **body.model_dump(by_alias=True)}
+    kind = envelope.kind
+    attributes = {
+        "platform_topic": kind.value,
+        "participant_id": body.participant_id,
+        "media_type": body.media_type,
+    }
+    for name, value in (
+        ("direction", body.direction),
+        ("disconnect_type", body.disconnect_type),
+        ("message_type", body.message_type),
+    ):
+        if value:
+            attributes[name] = value
+    return InteractionCompleted(
+        event_id=event_id(body.conversation_id, body.participant_id, kind),
+        customer_id=customer_key(raw_body, key_fields),
+        contact_id=body.conversation_id,
+        channel=channel_of(body.media_type, body.message_type),
+        # The platform's events carry no start time: the event's own time stands for both.
+        started_at=body.event_time,
+        completed_at=body.event_time,
+        interaction_summary=body.wrapup_code if kind is ConversationEventKind.ACW else None,
+        tags=[],
+        caller_id=_phone_number(body.ani),
+        queue_id=body.queue_id,
+        agent_id=body.user_id,
+        attributes=attributes,
+    )
+
+
+def _phone_number(ani: str | None) -> str | None:
+    """``tel:+3212345678`` → ``+3212345678``; a chat's or email's address is not a caller id."""
+    if ani and ani.startswith("tel:") and len(ani) > 4:
+        return ani[4:]
+    return None
