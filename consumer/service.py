@@ -36,6 +36,11 @@ def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
         # A third of the session timeout: the usual ratio, three missed beats before eviction.
         "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 1000),
         "statistics.interval.ms": settings.statistics_interval_ms,
+        # Concurrency comes from distinct customers in flight, and a partition's records are
+        # fetched as one contiguous chunk: with the default 1 MiB per partition the in-flight
+        # bound can fill with one partition's few dozen customers while most connections idle.
+        # 64 KiB (a few hundred events) per partition per fetch mixes the partitions.
+        "max.partition.fetch.bytes": 64 * 1024,
         "client.id": "segstream-consumer",
     }
     if settings.group_instance_id:

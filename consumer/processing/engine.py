@@ -32,9 +32,16 @@ _MAX_BATCH: Final = 500
 # between calls, so this bounds how late they take effect; 0.2 s is invisible next to a
 # rebalance and costs ~5 idle wake-ups per second.
 _POLL_TIMEOUT_S: Final = 0.2
-# Resume fetching when the in-flight count falls to this share of the bound: hysteresis, so a
-# full consumer does not flap pause/resume on every finished record.
-_RESUME_AT: Final = 0.5
+# Flow control is soft: at the in-flight bound the loop stops taking records from the client
+# (whose own prefetch is bounded) and only comes back this often, taking one, to serve rebalance
+# callbacks. It does not pause: librdkafka drops a paused partition's prefetched records and,
+# once every partition of a broker is paused, picks a resumed one up only after ~0.5-0.7 s, so
+# pausing as flow control starves the workers. Pausing is for the extremes below.
+_FULL_POLL_INTERVAL_S: Final = 1.0
+# Hard limit, as a multiple of the bound: the overshoot of one record per interval adds up only
+# when nothing finishes for a long time (a CRM that hangs without failing); then partitions are
+# paused after all, until the backlog is back under the bound.
+_HARD_LIMIT_FACTOR: Final = 2
 
 _log = logging.getLogger(__name__)
 
@@ -121,6 +128,7 @@ class ProcessingEngine:
         self._in_flight = 0
         self._paused_for_backpressure = False
         self._paused_for_sink = False
+        self._has_room = asyncio.Event()
         self._applied_pause = False  # what the Kafka thread last applied
         self._fatal: BaseException | None = None
         self._total_partitions = 0
@@ -145,8 +153,14 @@ class ProcessingEngine:
         )
         try:
             while not stop.is_set() and self._fatal is None:
+                room = self._limits.max_in_flight - self._in_flight
+                if room <= 0:
+                    self._has_room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._has_room.wait(), _FULL_POLL_INTERVAL_S)
+                    room = max(1, self._limits.max_in_flight - self._in_flight)
                 messages = await self._on_kafka(
-                    self._cycle, self._safe_positions(), self._wants_pause()
+                    self._cycle, self._safe_positions(), self._wants_pause(), room
                 )
                 for message in messages:
                     self._accept(message)
@@ -158,7 +172,7 @@ class ProcessingEngine:
 
     # ----------------------------------------------------------------------- Kafka thread
 
-    def _cycle(self, to_store: list[TopicPartition], pause: bool) -> list[Message]:
+    def _cycle(self, to_store: list[TopicPartition], pause: bool, room: int) -> list[Message]:
         if self._partition_count_stale:
             self._partition_count_stale = False
             self._refresh_partition_count()
@@ -172,7 +186,14 @@ class ProcessingEngine:
             (self._consumer.pause if pause else self._consumer.resume)(assignment)
             self._applied_pause = pause
             self._observer.paused_partitions(len(assignment) if pause else 0)
-        return self._consumer.consume(_MAX_BATCH, _POLL_TIMEOUT_S)
+        # consume(n, timeout) waits for n records or the timeout, so a trickle would sit in the
+        # client for the whole timeout: block only for the first record, then take what is there.
+        first = self._consumer.poll(_POLL_TIMEOUT_S)
+        if first is None:
+            return []
+        return (
+            [first, *self._consumer.consume(min(_MAX_BATCH, room) - 1, 0)] if room > 1 else [first]
+        )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No list_topics() here: it is one of the client calls that must not run inside a
@@ -359,6 +380,8 @@ class ProcessingEngine:
             return
         state.progress.finish(record.offset)
         self._in_flight -= 1
+        if self._in_flight < self._limits.max_in_flight:
+            self._has_room.set()
         if state.leaving:
             return
         following = self._queues.finish_head(record.key)
@@ -368,10 +391,12 @@ class ProcessingEngine:
 
     def _update_backpressure(self) -> None:
         bound = self._limits.max_in_flight
-        if not self._paused_for_backpressure and self._in_flight >= bound:
+        if not self._paused_for_backpressure and self._in_flight >= bound * _HARD_LIMIT_FACTOR:
             self._paused_for_backpressure = True
-            _log.info("in-flight bound reached; pausing", extra={"in_flight": self._in_flight})
-        elif self._paused_for_backpressure and self._in_flight <= bound * _RESUME_AT:
+            _log.warning(
+                "in-flight hard limit reached; pausing", extra={"in_flight": self._in_flight}
+            )
+        elif self._paused_for_backpressure and self._in_flight < bound:
             self._paused_for_backpressure = False
         self._observer.in_flight(self._in_flight)
 
