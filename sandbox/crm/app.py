@@ -173,6 +173,11 @@ async def _crm_gate(request: web.Request, handler: Handler) -> web.StreamRespons
         if exc.status < 400:
             raise
         response = _from_http_exception(exc)
+    except ConnectionResetError:
+        # The client went away while sending its body (a consumer cancelling on shutdown): no
+        # request was made, so none is counted, and nobody is there to read an answer.
+        _log.debug("client disconnected mid-request", extra={"path": request.path})
+        raise
     except Exception:
         _log.exception("crm simulator handler failed", extra={"path": request.path})
         response = error_response(500, "internal_error", "the simulator failed unexpectedly")
