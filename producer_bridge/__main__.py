@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from producer_bridge.app import build_authenticator, create_app
 from producer_bridge.errors import ConfigurationError
 from producer_bridge.logs import configure_logging
-from producer_bridge.publisher import KafkaPublisher, producer_config
+from producer_bridge.publisher import build_publisher
 from producer_bridge.settings import BridgeSettings
 
 _log = logging.getLogger("producer_bridge")
@@ -37,16 +37,7 @@ def main() -> None:
             "SEGSTREAM_BRIDGE_ALLOW_UNSIGNED: accepting unauthenticated requests; "
             "never run like this outside a development machine"
         )
-    publisher = KafkaPublisher(
-        producer_config(
-            settings.kafka_bootstrap_servers,
-            delivery_timeout_ms=settings.delivery_timeout_ms,
-            linger_ms=settings.linger_ms,
-            queue_max_messages=settings.producer_queue_max_messages,
-            compression_type=settings.compression_type,
-        ),
-        delivery_wait_s=settings.delivery_wait_s,
-    )
+    publisher = build_publisher(settings)
     app = create_app(settings, publisher, authenticator=authenticator)
     _log.info(
         "bridge listening",

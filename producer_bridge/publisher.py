@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producer_bridge.errors import PublishUnavailableError
 from producer_bridge.logs import RepeatFilter
+from producer_bridge.settings import BridgeSettings
 
 # The poll thread wakes at least this often to notice shutdown; delivery reports themselves wake it
 # at once, so this bounds only the stop latency, not the ack latency.
@@ -258,3 +259,17 @@ def _settle(
         future.set_exception(PublishUnavailableError("delivery report without a position"))
     else:
         future.set_result(Delivered(topic, partition, offset))
+
+
+def build_publisher(settings: BridgeSettings) -> KafkaPublisher:
+    """The durable producer, configured from the bridge's settings."""
+    return KafkaPublisher(
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            delivery_timeout_ms=settings.delivery_timeout_ms,
+            linger_ms=settings.linger_ms,
+            queue_max_messages=settings.producer_queue_max_messages,
+            compression_type=settings.compression_type,
+        ),
+        delivery_wait_s=settings.delivery_wait_s,
+    )

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from producer_bridge.app import create_app
 from producer_bridge.metrics import BridgeMetrics
-from producer_bridge.publisher import KafkaPublisher, producer_config
+from producer_bridge.publisher import KafkaPublisher, build_publisher
 from producer_bridge.settings import BridgeSettings
 from sandbox.secrets import new_webhook_secret
 from sandbox.send import signed_headers
@@ -102,16 +102,7 @@ async def serve_bridge(
         **overrides,
     }
     settings = BridgeSettings(**fields)
-    publisher = KafkaPublisher(
-        producer_config(
-            settings.kafka_bootstrap_servers,
-            delivery_timeout_ms=settings.delivery_timeout_ms,
-            linger_ms=settings.linger_ms,
-            queue_max_messages=settings.producer_queue_max_messages,
-            compression_type=settings.compression_type,
-        ),
-        delivery_wait_s=settings.delivery_wait_s,
-    )
+    publisher = build_publisher(settings)
     metrics = BridgeMetrics()
     server = TestServer(create_app(settings, publisher, metrics=metrics), host="127.0.0.1")
     async with server, aiohttp.ClientSession() as session:
