@@ -9,10 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sandbox.kafka.broker import LocalKafka
 from sandbox.kafka.container import docker_available, kafka_container
 from support.kafka import TopicFactory
+
+# Two cores shared by a broker, services and the test process: an example that takes 250 ms
+# once is noise, not a failure. Hypothesis' per-example deadline would make that a flaky test.
+settings.register_profile("segstream", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("segstream")
 
 
 @pytest.fixture(scope="session")
