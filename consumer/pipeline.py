@@ -25,6 +25,7 @@ from consumer.deadletter import DeadLetterPublisher, Failure, Stage
 from consumer.dedupe import DedupeIndex, DedupeRebuildError, rebuild_partition
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
 from consumer.metrics import ConsumerMetrics
+from consumer.processing.lease import WriteLease
 from consumer.ratelimit import GroupRateLimiter
 from consumer.retry import RetryPolicy
 from consumer.sink import Sink
@@ -113,6 +114,8 @@ class RecordProcessor:
         self._dedupe_ttl_s = dedupe_ttl_s
         self._write_slots = asyncio.Semaphore(max_concurrent_writes)
         self._writing: set[tuple[str, int, int]] = set()
+        # Set by the engine that drives this processor; without one (unit use) writes are free.
+        self.lease: WriteLease | None = None
         self._rng = rng or random.Random()
 
     # RecordHandler ---------------------------------------------------------------------------
@@ -247,6 +250,8 @@ class RecordProcessor:
 
     async def _send(self, message: Message, event: InteractionCompleted) -> None:
         position = (message.topic() or "", message.partition() or 0, message.offset() or 0)
+        if self.lease is not None:
+            await self.lease.held()
         async with self._write_slots:
             self._writing.add(position)
             try:

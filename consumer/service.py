@@ -93,8 +93,10 @@ class ConsumerService:
                 max_in_flight=settings.max_in_flight,
                 revoke_drain_s=settings.revoke_drain_s,
                 shutdown_drain_s=settings.shutdown_drain_s,
+                lease_validity_s=settings.session_timeout_ms / 1000 / 2,
             ),
         )
+        processor.lease = self._engine.lease
         self._breaker.on_state_change = self._circuit_changed
 
     def _circuit_changed(self, state: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumer.processing.keyqueues import KeyedQueues
+from consumer.processing.lease import WriteLease
 from consumer.processing.progress import PartitionProgress
 
 Partition = tuple[str, int]
@@ -105,6 +106,9 @@ class EngineLimits:
     revoke_drain_s: float = 10.0
     # SIGTERM: drain this long, then commit and leave. Kubernetes' default grace period is 30 s.
     shutdown_drain_s: float = 20.0
+    # The write lease (see lease.py) lapses after this long without a poll: half the session
+    # timeout, so a frozen instance stops writing before the group can have replaced it.
+    lease_validity_s: float = 22.5
 
 
 class ProcessingEngine:
@@ -134,6 +138,7 @@ class ProcessingEngine:
         self._total_partitions = 0
         self._started: dict[asyncio.Task[None], _Record] = {}
         self._partition_count_stale = True
+        self.lease = WriteLease(self._limits.lease_validity_s)
 
     # ----------------------------------------------------------------------------- public
 
@@ -189,6 +194,7 @@ class ProcessingEngine:
         # consume(n, timeout) waits for n records or the timeout, so a trickle would sit in the
         # client for the whole timeout: block only for the first record, then take what is there.
         first = self._consumer.poll(_POLL_TIMEOUT_S)
+        self.lease.renew()
         if first is None:
             return []
         return (

@@ -1,0 +1,50 @@
+"""A write lease: an instance writes only while it has recently proven it is alive in the group.
+
+A process frozen for longer than the session timeout (a long GC pause, a suspended VM, SIGSTOP)
+has been replaced by the time it runs again, but its records waiting for a token or a retry
+would fire at once, before the client has told it that its partitions are gone: a "zombie" could
+then overwrite the newer writes of the partition's new owner. So every write first checks the
+lease. It is renewed by each poll of the consumer; after a gap longer than ``validity_s`` it is
+suspended for ``grace_s`` more polls' worth of time, long enough for librdkafka's session check
+(run every second on its main thread) to report the loss, which cancels those records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Final
+
+# How often a suspended writer looks at the lease again; small next to any CRM call.
+_CHECK_INTERVAL_S: Final = 0.05
+
+
+class WriteLease:
+    def __init__(
+        self,
+        validity_s: float,
+        grace_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._validity_s = validity_s
+        self._grace_s = grace_s
+        self._clock = clock
+        self._renewed_at = clock()
+        self._suspended_until = 0.0
+
+    def renew(self) -> None:
+        """A poll returned (any thread): the group has not moved on without us until now."""
+        now = self._clock()
+        if now - self._renewed_at > self._validity_s:
+            self._suspended_until = now + self._grace_s
+        self._renewed_at = now
+
+    def valid(self) -> bool:
+        now = self._clock()
+        return now - self._renewed_at <= self._validity_s and now >= self._suspended_until
+
+    async def held(self) -> None:
+        """Return when writing is safe; wait (cancellably) while it is not."""
+        while not self.valid():  # noqa: ASYNC110 - renewed by another thread, lapses by time
+            await asyncio.sleep(_CHECK_INTERVAL_S)
