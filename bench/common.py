@@ -6,8 +6,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,7 +14,9 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from sandbox.errors import SandboxError
 from sandbox.kafka.broker import LocalKafka
+from sandbox.processes import wait_for_http
 
 
 def machine() -> dict[str, Any]:
@@ -63,19 +63,10 @@ def service(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited; see {log.name}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready; see {log.name}")
-            time.sleep(0.1)
+        try:
+            wait_for_http(ready_url, process, timeout=60, interval=0.1)
+        except SandboxError as exc:
+            raise RuntimeError(f"{name}: {exc}; see {log.name}") from exc
         yield
     finally:
         process.terminate()

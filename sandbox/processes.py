@@ -8,8 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Mapping, Sequence
-from typing import IO, Final
+from typing import IO, Any, Final
+
+from sandbox.errors import SandboxError
 
 # SIGTERM first: every service drains and commits on it. A service still up after this long is
 # stuck, and SIGKILL is the only way to honour Ctrl-C.
@@ -73,3 +77,23 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[Any], timeout: float, interval: float = 0.05
+) -> None:
+    """Return once ``url`` answers 200; raise :class:`SandboxError` if ``process`` exits first or
+    ``timeout`` seconds pass (the caller adds where its log is)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SandboxError(f"exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{url} did not answer 200 within {timeout:.0f}s")
+        time.sleep(interval)

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.errors import SandboxError
 from sandbox.kafka.broker import free_port
+from sandbox.processes import wait_for_http
 
 
 class ServiceProcess:
@@ -40,21 +40,10 @@ class ServiceProcess:
             raise
 
     def _wait_http(self, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited {self.process.returncode}:\n{self.log_text()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} not answering {url}:\n{self.log_text()}")
-            time.sleep(0.05)
+        try:
+            wait_for_http(url, self.process, timeout)
+        except SandboxError as exc:
+            raise RuntimeError(f"{self.name}: {exc}:\n{self.log_text()}") from exc
 
     @property
     def stopped(self) -> bool:
