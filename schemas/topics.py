@@ -4,6 +4,11 @@ from typing import Final
 
 INTERACTIONS_TOPIC: Final = "interactions.completed.v1"
 DEAD_LETTER_TOPIC: Final = f"{INTERACTIONS_TOPIC}.dlq"
+# Dead letters an operator decided must never be replayed, or that were replayed too often
+# (``segstream-dlq park`` and the replay loop guard put them here).
+PARKED_TOPIC: Final = f"{DEAD_LETTER_TOPIC}.parked"
+# One record per ``segstream-dlq`` run (dry runs included): who, when, filters, counts.
+DLQ_AUDIT_TOPIC: Final = f"{DEAD_LETTER_TOPIC}.audit"
 
 HEADER_EVENT_ID: Final = "event-id"
 HEADER_CONTENT_TYPE: Final = "content-type"
