@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,12 @@ from pydantic import (
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# How far in the future of the clock that receives it an interaction's completion time may lie.
+# Five minutes is the clock skew Standard Webhooks tolerates for a signature's timestamp. An event
+# dated further ahead would win every newest-wins comparison until that time came, freezing the
+# customer's attributes: the bridge refuses it (422) and the consumer dead-letters it (checked
+# against the record's timestamp).
+MAX_CLOCK_SKEW_S: Final = 300
 
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
