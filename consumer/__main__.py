@@ -9,6 +9,7 @@ import signal
 import sys
 
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
@@ -18,6 +19,20 @@ from consumer.state import ensure_changelog_topic
 from consumer.topics import TopicSpec, ensure_topics
 
 _log = logging.getLogger("consumer")
+
+EXIT_CONFIGURATION = 2
+"""Settings that cannot work: restarting with the same settings fails the same way."""
+EXIT_FATAL = 3
+"""A documented fatal condition at run time (README, "Fatal conditions"): the dead-letter topic or
+the state changelog did not acknowledge, or another instance took this one's group.instance.id.
+Nothing past the record that met it was committed; a restart carries on from there."""
+
+
+def settings_problems(error: ValidationError) -> str:
+    """``field: reason; ...`` without the values (``SEGSTREAM_CONSUMER_CRM_TOKEN`` is one)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+    )
 
 
 def create_topics(settings: ConsumerSettings) -> None:
@@ -62,15 +77,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", nargs="?", default="run", choices=["run", "create-topics"])
     args = parser.parse_args(argv)
     configure_logging()
-    settings = ConsumerSettings()
+    try:
+        settings = ConsumerSettings()
+    except ValidationError as exc:
+        # Field names and reasons only: pydantic's own text echoes the values, secrets too.
+        _log.error("cannot start: invalid settings: %s", settings_problems(exc))
+        sys.exit(EXIT_CONFIGURATION)
     try:
         if args.command == "create-topics":
             create_topics(settings)
         else:
             asyncio.run(serve(settings))
-    except (ConfigurationError, ConsumerError) as exc:
-        _log.error("stopped: %s", exc)
-        sys.exit(2)
+    except ConfigurationError as exc:
+        _log.error("cannot start: %s", exc)
+        sys.exit(EXIT_CONFIGURATION)
+    except ConsumerError as exc:
+        _log.error("stopped: %s", exc, extra={"error_class": type(exc).__name__})
+        sys.exit(EXIT_FATAL)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
 class ConsumerSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SEGSTREAM_CONSUMER_", env_file=".env", extra="ignore"
+        env_prefix="SEGSTREAM_CONSUMER_",
+        env_file=".env",
+        extra="ignore",
+        # A validation error must never quote a value: one of them is the CRM token.
+        hide_input_in_errors=True,
     )
 
     kafka_bootstrap_servers: str = Field(
