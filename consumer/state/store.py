@@ -50,13 +50,13 @@ def encode_versions(versions: CustomerVersions, changed_ms: int) -> bytes:
 
 def decode_versions(value: bytes) -> tuple[CustomerVersions, int]:
     """The versions and the change's stream time; raises ``ValueError`` for a malformed record."""
-    document = json.loads(value)
     try:
+        document = json.loads(value)
         versions = [Version(int(ms), str(event_id)) for ms, event_id in document["v"]]
         by_name = {str(name): versions[int(i)] for name, i in document["a"].items()}
         return CustomerVersions(by_name), int(document["t"])
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"not a customer-state record: {exc}") from exc
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a customer-state record: {type(exc).__name__}: {exc}") from exc
 
 
 def encode_meta(horizon: Version | None) -> bytes:
@@ -115,6 +115,8 @@ class PartitionStore:
         """A record of the partition was handled: stream time moves to its timestamp."""
         if self._stream_time_ms is None or record_timestamp_ms > self._stream_time_ms:
             self._stream_time_ms = record_timestamp_ms
+        if self._swept_at_ms is None:
+            self._swept_at_ms = record_timestamp_ms
 
     def apply(self, customer_id: str, versions: CustomerVersions) -> bytes:
         """The sink holds ``versions`` now; returns the changelog value to write."""
@@ -126,10 +128,8 @@ class PartitionStore:
     def evictions_due(self) -> bool:
         if len(self._customers) > self._max_customers:
             return True
-        if self._stream_time_ms is None:
+        if self._stream_time_ms is None or self._swept_at_ms is None:
             return False
-        if self._swept_at_ms is None:
-            self._swept_at_ms = self._stream_time_ms
         return self._stream_time_ms - self._swept_at_ms >= self._retention_ms * _SWEEP_SHARE
 
     def evict(self) -> Eviction:
