@@ -82,6 +82,7 @@ class ConsumerService:
             ),
             metrics=self.metrics,
             max_concurrent_writes=settings.crm_max_connections,
+            rejection_threshold=settings.breaker_rejection_threshold,
         )
         self._changelog = KafkaChangelog(
             settings.kafka_bootstrap_servers,

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer.errors import ConfigurationError
+from consumer.rejections import DEFAULT_REJECTION_THRESHOLD
 from consumer.state.changelog import changelog_topic_name
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
@@ -83,6 +84,12 @@ class ConsumerSettings(BaseSettings):
     # This many consecutive transient failures (across all customers) open the circuit:
     # consumption pauses and one probe at a time tests the CRM.
     breaker_failure_threshold: int = Field(default=5, ge=1)
+    # Rejections (400/409/410/413/415/422) from this many different customers in a row, with no
+    # successful write between them, mean the sink is unusable (a misconfigured URL or gateway
+    # answering 400 to everything), not that the messages are bad: the circuit opens and those
+    # records wait instead of being dead-lettered. 0 = every rejection is dead-lettered at once.
+    # See consumer/rejections.py for the default's reasoning.
+    breaker_rejection_threshold: int = Field(default=DEFAULT_REJECTION_THRESHOLD, ge=0)
 
     # How long the group waits for a silent member before moving its partitions. Lower means
     # faster failover after a crash, higher means fewer needless rebalances on GC or network
