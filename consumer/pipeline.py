@@ -224,7 +224,8 @@ class RecordProcessor:
         topic, partition = message.topic() or "", message.partition() or 0
         written = await self._writer.write(message, planned.update, context)
         if written:
-            await self._states.applied(partition, event.customer_id, planned.decision.versions)
+            with self._writer.finishing(message):
+                await self._states.applied(partition, event.customer_id, planned.decision.versions)
             age = (datetime.now(UTC) - event.completed_at).total_seconds()
             self._metrics.event_age.observe(max(age, 0.0))
             # DEBUG: at thousands of events per second a line per success costs more CPU than

@@ -21,10 +21,11 @@ What is written was decided before (:mod:`consumer.state`); this module only get
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,7 +102,20 @@ class SinkWriter:
         return self._limiter
 
     def is_writing(self, topic: str, partition: int, offset: int) -> bool:
+        """True while the record's write is under way: the sink call on the wire, or the
+        dead letter or state change that finishes it. A revoke or shutdown lets these finish
+        (bounded) and drops records still waiting for anything else."""
         return (topic, partition, offset) in self._writing
+
+    @contextlib.contextmanager
+    def finishing(self, message: Message) -> Iterator[None]:
+        """Mark the record as writing for the duration (see :meth:`is_writing`)."""
+        position = (message.topic() or "", message.partition() or 0, message.offset() or 0)
+        self._writing.add(position)
+        try:
+            yield
+        finally:
+            self._writing.discard(position)
 
     async def write(
         self, message: Message, update: CustomerUpdate, context: dict[str, Any]
@@ -167,7 +181,8 @@ class SinkWriter:
     async def dead_letter(
         self, message: Message, failure: Failure, context: dict[str, Any]
     ) -> None:
-        await self._dead_letters.send(message, failure)
+        with self.finishing(message):
+            await self._dead_letters.send(message, failure)
         reason = type(failure.error).__name__
         self._metrics.dead_letters.labels(failure.stage, reason).inc()
         self._metrics.records.labels("dead_lettered").inc()
@@ -187,18 +202,15 @@ class SinkWriter:
     ) -> tuple[float, Exception | None]:
         """One call of the sink: (when it was sent, what it raised). The lease and a write slot
         are waited for first; the clock starts only once the call does."""
-        position = (message.topic() or "", message.partition() or 0, message.offset() or 0)
         if self.lease is not None:
             await self.lease.held()
         async with self._write_slots:
-            self._writing.add(position)
-            sent_at = self._clock()
-            try:
-                await self._sink.write(update)
-            except Exception as exc:
-                return sent_at, exc
-            finally:
-                self._writing.discard(position)
+            with self.finishing(message):
+                sent_at = self._clock()
+                try:
+                    await self._sink.write(update)
+                except Exception as exc:
+                    return sent_at, exc
         return sent_at, None
 
     async def _judge(

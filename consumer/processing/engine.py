@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.errors import FatalClientError, FencedInstanceError
 from consumer.processing.commit import commit_now, commit_positions, store
 from consumer.processing.flow import InFlight, Pauses, PauseWish
 from consumer.processing.holds import PartitionHolds
@@ -56,9 +57,10 @@ class RecordHandler(Protocol):
     def partition_dropped(self, topic: str, partition: int) -> None: ...
 
     def is_writing(self, topic: str, partition: int, offset: int) -> bool:
-        """True while the record's write to the sink is on the wire: on a revoke or shutdown
-        that one is waited for (bounded); a record still queued for a token is dropped at once
-        and processed again by the partition's next owner."""
+        """True while the record's write is under way (to the sink, or the dead letter or state
+        change that finishes it): on a revoke or shutdown that one is waited for (bounded); a
+        record still waiting for anything else (a token, a retry, the breaker) is dropped at
+        once and processed again by the partition's next owner."""
 
 
 class EngineObserver(Protocol):
@@ -93,10 +95,11 @@ class EngineLimits:
     # the record size (~1 KiB here); 1000 keeps a 12-partition instance busy at CRM latencies of
     # tens of ms without holding a minute of backlog hostage on a rebalance.
     max_in_flight: int = 1000
-    # A revoked partition's records get this long to finish before they are abandoned (and
-    # re-processed by the new owner). Far below max.poll.interval.ms (5 min) so the group's
-    # rebalance is not held up.
-    revoke_drain_s: float = 10.0
+    # A revoked partition's writes on the wire get this long to finish before they are
+    # abandoned (and re-processed by the new owner): at least the longest write, so none is cut
+    # off mid-way (the service derives it from the CRM timeout: ConsumerSettings). Far below
+    # max.poll.interval.ms (5 min) so the group's rebalance is not held up.
+    revoke_drain_s: float = 16.0
     # SIGTERM: drain this long, then commit and leave. Kubernetes' default grace period is 30 s.
     shutdown_drain_s: float = 20.0
     # The write lease (see lease.py) lapses after this long without a poll: half the session
@@ -116,6 +119,7 @@ class ProcessingEngine:
         holds: PartitionHolds | None = None,
     ) -> None:
         self._topic = topic
+        self._instance_id = config.get("group.instance.id")
         self._holds = holds or PartitionHolds()
         self._handler = handler
         self._observer = observer
@@ -302,7 +306,9 @@ class ProcessingEngine:
     def _accept(self, message: Message) -> None:
         error = message.error()
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.fatal() or error.code() == KafkaError._FATAL:
+                self._client_failed(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
                 _log.warning("consume error", extra={"reason": error.str()})
             return
         topic, number, offset = message.topic(), message.partition(), message.offset()
@@ -320,6 +326,27 @@ class ProcessingEngine:
         )
         if self._queues.push(record.key, record):
             self._start(record, state)
+
+    def _client_failed(self, error: KafkaError) -> None:
+        """librdkafka's fatal error: the client can do nothing more. Stop at once, without
+        draining or committing: another member may own the partitions already."""
+        if self._fatal is not None:
+            return
+        reason = error.str()
+        fatal: FatalClientError
+        if "fenced" in reason.lower():
+            fatal = FencedInstanceError(
+                f"fenced: another instance joined the group with group.instance.id "
+                f"{self._instance_id!r}; each instance needs an id of its own ({reason})"
+            )
+        else:
+            fatal = FatalClientError(f"Kafka client failed fatally: {reason}")
+        self._fatal = fatal
+        _log.error(
+            "stopping: %s",
+            fatal,
+            extra={"group_instance_id": self._instance_id, "error_class": type(fatal).__name__},
+        )
 
     def _start(self, record: _Record, state: _PartitionState) -> None:
         record.task = asyncio.create_task(self._process(record, state))
@@ -363,28 +390,39 @@ class ProcessingEngine:
         )
 
     async def _finish_writes(self, records: list[_Record], grace_s: float) -> None:
-        """Let writes already on the wire finish (up to ``grace_s``), cancel everything else."""
-        writing = [r for r in records if self._handler.is_writing(*r.partition, r.offset)]
-        tasks = [r.task for r in records if r.task is not None]
-        waiting = [r.task for r in writing if r.task is not None]
-        if waiting and grace_s > 0:
-            _, unfinished = await asyncio.wait(waiting, timeout=grace_s)
+        """Let writes already on the wire finish (up to ``grace_s``); cancel everything else at
+        once, so that no record still waiting (for a token, a retry, the breaker) starts a
+        write during the grace."""
+        tasks = {r.task for r in records if r.task is not None and not r.task.done()}
+        writing = {
+            r.task
+            for r in records
+            if r.task in tasks and self._handler.is_writing(*r.partition, r.offset)
+        }
+        for task in tasks - writing:
+            task.cancel()
+        if writing and grace_s > 0:
+            _, unfinished = await asyncio.wait(writing, timeout=grace_s)
             if unfinished:
                 _log.warning("abandoning writes still running", extra={"records": len(unfinished)})
-        for task in tasks:
+        for task in writing:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _shutdown(self) -> None:
+        client_failed = isinstance(self._fatal, FatalClientError)
         running = [r for r in self._records() if r.task is not None and not r.task.done()]
         if running:
             _log.info("draining", extra={"records": len(running)})
-            await self._finish_writes(running, self._limits.shutdown_drain_s)
+            await self._finish_writes(
+                running, 0.0 if client_failed else self._limits.shutdown_drain_s
+            )
         for state in self._partitions.values():
             if state.prepare is not None:
                 state.prepare.cancel()
-        await self._on_kafka(commit_now, self._consumer, self._safe_positions(), "shutdown")
+        if not client_failed:
+            await self._on_kafka(commit_now, self._consumer, self._safe_positions(), "shutdown")
         with contextlib.suppress(KafkaException):
             await self._on_kafka(self._consumer.close)
         self._kafka.shutdown(wait=True)
