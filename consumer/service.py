@@ -115,7 +115,7 @@ class ConsumerService:
             self.metrics,
             EngineLimits(
                 max_in_flight=settings.max_in_flight,
-                revoke_drain_s=settings.revoke_drain_s,
+                revoke_drain_s=settings.effective_revoke_drain_s,
                 shutdown_drain_s=settings.shutdown_drain_s,
                 lease_validity_s=settings.session_timeout_ms / 1000 / 2,
             ),

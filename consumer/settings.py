@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer.errors import ConfigurationError
 from consumer.rejections import DEFAULT_REJECTION_THRESHOLD
+from consumer.sink.http import REQUESTS_PER_WRITE
 from consumer.state.changelog import changelog_topic_name
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
+
+# After its last request a write still records its state change (or dead letter): milliseconds
+# against a healthy broker. One second covers that with room.
+_FINISH_MARGIN_S: Final = 1.0
 
 
 class ConsumerSettings(BaseSettings):
@@ -95,10 +100,16 @@ class ConsumerSettings(BaseSettings):
     # faster failover after a crash, higher means fewer needless rebalances on GC or network
     # hiccups; librdkafka's default is 45 s. With static membership keep it above a restart.
     session_timeout_ms: int = Field(default=45_000, ge=6_000)
-    # SIGTERM: in-flight records get this long to finish before the final commit.
+    # SIGTERM: writes on the wire get this long to finish before the final commit; records
+    # waiting for anything else are dropped at once (read again after the restart).
     shutdown_drain_s: float = Field(default=20.0, ge=0)
-    # A revoked partition's records get this long to finish before they are handed over.
-    revoke_drain_s: float = Field(default=10.0, ge=0)
+    # A revoked partition's writes on the wire get this long to finish before the partition is
+    # handed over. Unset: the longest a write can take (crm_timeout_s x the requests of one
+    # write) plus a second for its state change or dead letter; a set value must be at least
+    # that long, or a write abandoned mid-way could land after the new owner's. Both drains are
+    # checked; the revoke drain must also end well within max.poll.interval.ms (300 s), the
+    # time the group waits for a member in a rebalance.
+    revoke_drain_s: float | None = Field(default=None, ge=0, lt=300)
     # librdkafka statistics (consumer lag per partition) are refreshed this often.
     statistics_interval_ms: int = Field(default=5_000, ge=0)
 
@@ -133,6 +144,30 @@ class ConsumerSettings(BaseSettings):
         if self.crm_token is not None and self.crm_token_file is not None:
             raise ValueError("set crm_token or crm_token_file, not both")
         return self
+
+    @model_validator(mode="after")
+    def _drains_outlast_a_write(self) -> ConsumerSettings:
+        longest = self.longest_write_s
+        for name in ("revoke_drain_s", "shutdown_drain_s"):
+            value = getattr(self, name)
+            if value is not None and value < longest:
+                raise ValueError(
+                    f"{name} ({value:g} s) is shorter than the longest write: "
+                    f"{REQUESTS_PER_WRITE} requests x crm_timeout_s ({self.crm_timeout_s:g} s) "
+                    f"= {longest:g} s"
+                )
+        return self
+
+    @property
+    def longest_write_s(self) -> float:
+        """The longest one write to the CRM can take (every request of it timing out)."""
+        return REQUESTS_PER_WRITE * self.crm_timeout_s
+
+    @property
+    def effective_revoke_drain_s(self) -> float:
+        if self.revoke_drain_s is not None:
+            return self.revoke_drain_s
+        return self.longest_write_s + _FINISH_MARGIN_S
 
     def writer_schemas(self) -> list[dict[str, Any]]:
         schemas = []

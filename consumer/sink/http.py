@@ -14,6 +14,10 @@ from consumer.sink.base import CustomerUpdate
 
 UPDATE_PATH: Final = "/v1/customers/update"
 CREATE_PATH: Final = "/v1/customers"
+# The most requests one write() makes: the update, the create after a 404, the update after the
+# create's 409. Each has the whole CRM timeout, so a write lasts at most this many timeouts; the
+# consumer's drains are checked against that (consumer.settings).
+REQUESTS_PER_WRITE: Final = 3
 # Statuses that say "this payload is wrong": retrying the same bytes cannot succeed.
 _REJECTED: Final = frozenset({400, 409, 410, 413, 415, 422})
 _UNUSABLE: Final = frozenset({401, 403})
