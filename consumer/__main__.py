@@ -68,6 +68,15 @@ async def serve(settings: ConsumerSettings) -> None:
             "metrics": f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
         },
     )
+    if settings.shutdown_drain_s < settings.longest_write_s:
+        _log.warning(
+            "shutdown_drain_s is shorter than the longest CRM write; a write still running at "
+            "SIGTERM may be cut off and sent again by the partition's next owner",
+            extra={
+                "shutdown_drain_s": settings.shutdown_drain_s,
+                "longest_write_s": settings.longest_write_s,
+            },
+        )
     await service.run(stop)
     _log.info("consumer stopped")
 

@@ -60,11 +60,16 @@ def store(consumer: Consumer, offsets: list[TopicPartition]) -> None:
 
 
 def commit_now(consumer: Consumer, offsets: list[TopicPartition], occasion: str) -> bool:
-    """Steps 5 and 7: commit synchronously; a failure is logged (the next owner, or the next
-    start, re-reads from the last commit that did succeed)."""
+    """Steps 5 and 7: store, then commit synchronously; a failure is logged (the next owner, or
+    the next start, re-reads from the last commit that did succeed).
+
+    Storing first matters: with auto-commit on, librdkafka commits the *stored* offsets once more
+    when the consumer closes, and an older stored offset would move the committed one back
+    (records re-read by the next owner)."""
     if not offsets:
         return True
     try:
+        consumer.store_offsets(offsets=offsets)
         consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as exc:
         _log.warning(f"commit on {occasion} failed", extra={"reason": str(exc)})

@@ -26,12 +26,11 @@ def test_the_derived_drain_follows_the_crm_timeout() -> None:
     assert settings(crm_timeout_s=2.0, revoke_drain_s=30.0).effective_revoke_drain_s == 30.0
 
 
-@pytest.mark.parametrize("drain", ["revoke_drain_s", "shutdown_drain_s"])
-def test_a_drain_shorter_than_a_write_is_refused_naming_both_settings(drain: str) -> None:
+def test_a_revoke_drain_shorter_than_a_write_is_refused_naming_both_settings() -> None:
     with pytest.raises(ValidationError) as refused:
-        settings(crm_timeout_s=5.0, **{drain: 10.0})
+        settings(crm_timeout_s=5.0, revoke_drain_s=10.0)
     message = str(refused.value)
-    assert drain in message
+    assert "revoke_drain_s" in message
     assert "crm_timeout_s" in message
 
 
