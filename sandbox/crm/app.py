@@ -32,7 +32,7 @@ from sandbox.crm.faults import Faults
 from sandbox.crm.logs import configure_logging
 from sandbox.crm.models import EMPTY_ATTRIBUTES, CreateRequest, UpdateRequest, field_errors
 from sandbox.crm.ratelimit import TokenBucket
-from sandbox.crm.settings import CrmSimulatorSettings
+from sandbox.crm.settings import CrmSimulatorSettings, CrmTokenError
 from sandbox.crm.store import (
     CrmStore,
     IdempotencyRecord,
@@ -413,7 +413,9 @@ async def _update_customer(request: web.Request) -> web.Response:
             return _invalid(exc)
         prefix = state.faults.reject_customer_prefix
         if prefix is not None and update.id.startswith(prefix):
-            return 422, error_body("rejected", "rejected by CRM validation")
+            # Real CRMs echo the record in their error text; so does this one, so that the
+            # consumer's handling of error bodies (never logged as they are) is tested.
+            return 422, error_body("rejected", f"customer {update.id!r} rejected by CRM validation")
         store = state.store
         if store.customer(update.id) is None:
             if not state.settings.auto_create:
@@ -554,10 +556,23 @@ async def serve(settings: CrmSimulatorSettings, *, stop: asyncio.Event | None = 
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
+            # A rotated credential: the token file holds the new token, and from now on only it
+            # is accepted (as a CRM does once the old token is revoked).
+            loop.add_signal_handler(signal.SIGHUP, _reload_token, app[STATE])
         await stop.wait()
         _log.info("crm simulator stopping")
     finally:
         await runner.cleanup()
+
+
+def _reload_token(state: SimulatorState) -> None:
+    try:
+        token = state.settings.bearer_token()
+    except CrmTokenError as exc:
+        _log.error("bearer token not reloaded; the old one stays valid: %s", exc)
+        return
+    state.token = token.encode("utf-8")
+    _log.info("bearer token reloaded; only the new one is accepted")
 
 
 def run(settings: CrmSimulatorSettings | None = None) -> None:
