@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from consumer.errors import ConfigurationError
 from consumer.rejections import DEFAULT_REJECTION_THRESHOLD
 from consumer.sink.http import REQUESTS_PER_WRITE
+from consumer.sink.token import BearerToken
 from consumer.state.changelog import changelog_topic_name
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
@@ -60,6 +61,10 @@ class ConsumerSettings(BaseSettings):
     crm_base_url: str = "http://127.0.0.1:8090"
     crm_token: SecretStr | None = None
     crm_token_file: Path | None = None
+    # The token file is read again this often (and when the CRM answers 401): Kubernetes
+    # updates a mounted Secret in place within about a minute, so a rotated token is in use
+    # within ~2 minutes, for one small file read per minute. See consumer/sink/token.py.
+    crm_token_refresh_s: float = Field(default=60.0, gt=0)
     # The seed's Function used a 5 s axios timeout; longer only holds a customer's key hostage.
     crm_timeout_s: float = Field(default=5.0, gt=0)
     # Keep-alive pool size: enough for the in-flight bound, so no request waits for a socket.
@@ -185,21 +190,13 @@ class ConsumerSettings(BaseSettings):
     def state_changelog_topic(self) -> str:
         return self.state_topic or changelog_topic_name(self.group_id)
 
-    def bearer_token(self) -> str:
+    def bearer_token(self) -> BearerToken:
+        """The CRM token, followed through rotations of its file; ConfigurationError when
+        there is none or its file cannot be read."""
         if self.crm_token_file is not None:
-            try:
-                token = self.crm_token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read CRM token file {self.crm_token_file}: {exc.strerror}"
-                ) from exc
-        elif self.crm_token is not None:
-            token = self.crm_token.get_secret_value().strip()
-        else:
-            token = ""
-        if not token:
-            raise ConfigurationError(
-                "no CRM token: set SEGSTREAM_CONSUMER_CRM_TOKEN or "
-                "SEGSTREAM_CONSUMER_CRM_TOKEN_FILE"
-            )
-        return token
+            return BearerToken(path=self.crm_token_file, refresh_s=self.crm_token_refresh_s)
+        if self.crm_token is not None and self.crm_token.get_secret_value().strip():
+            return BearerToken(self.crm_token.get_secret_value())
+        raise ConfigurationError(
+            "no CRM token: set SEGSTREAM_CONSUMER_CRM_TOKEN or SEGSTREAM_CONSUMER_CRM_TOKEN_FILE"
+        )

@@ -11,6 +11,8 @@ import aiohttp
 
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
 from consumer.sink.base import CustomerUpdate
+from consumer.sink.redact import describe_answer
+from consumer.sink.token import BearerToken
 
 UPDATE_PATH: Final = "/v1/customers/update"
 CREATE_PATH: Final = "/v1/customers"
@@ -71,10 +73,15 @@ class CrmHttpSink:
     """One keep-alive connection pool, a bearer token, and an idempotency key per event."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 5.0, max_connections: int = 100
+        self,
+        base_url: str,
+        token: str | BearerToken,
+        *,
+        timeout_s: float = 5.0,
+        max_connections: int = 100,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._token = token
+        self._token = token if isinstance(token, BearerToken) else BearerToken(token)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -113,7 +120,8 @@ class CrmHttpSink:
         *,
         tolerate: frozenset[int] | set[int] = frozenset(),
     ) -> int:
-        headers = {"Authorization": f"Bearer {self._token}", "Idempotency-Key": idempotency_key}
+        token = self._token.current()
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key}
         try:
             async with self._client().post(
                 self._base_url + path, json=body, headers=headers
@@ -133,7 +141,11 @@ class CrmHttpSink:
             ) from exc
         if 200 <= status < 300 or status == 404 or status in tolerate:
             return status
-        detail = content[:500].decode(errors="replace")
+        # Never the body's text: it may echo customer data (consumer.sink.redact).
+        detail = describe_answer(status, content)
+        if status == 401 and self._token.refused(token):
+            # Rotated: the breaker's probe, a moment from now, carries the new token.
+            detail += "; the token file holds a new token now"
         if status in _UNUSABLE:
             raise SinkUnusableError(
                 f"CRM refused our credentials ({status}): {detail}", status=status
