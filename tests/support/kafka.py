@@ -74,3 +74,17 @@ def _high_watermark(consumer: Consumer, partition: TopicPartition, deadline: flo
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no watermark for {partition}: {exc}") from exc
             time.sleep(0.1)
+
+
+def committed_offsets(bootstrap_servers: str, group_id: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic`` (-1001: none yet), read without
+    joining the group."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=20).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=20)
+        return {tp.partition: tp.offset for tp in committed}
+    finally:
+        consumer.close()
