@@ -82,15 +82,22 @@ class CrmSimulator:
     def stats(self) -> dict[str, Any]:
         return dict(self._get("/_sim/stats"))
 
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
+    def _post(self, path: str, body: Any) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 - loopback
-            self.url + "/_sim/faults",
-            data=json.dumps(changes).encode(),
+            self.url + path,
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return dict(json.load(response))
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        return self._post("/_sim/faults", changes)
+
+    def reset(self) -> None:
+        """Forget every customer, write, request and idempotency key (faults stay)."""
+        self._post("/_sim/reset", {})
 
     def create_customer(self, customer_id: str) -> None:
         """Create a customer the way a CRM user would (with the bearer token)."""
