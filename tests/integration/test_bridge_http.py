@@ -448,7 +448,7 @@ async def test_the_served_openapi_document_is_the_checked_in_file(bridge: Bridge
 async def test_logs_name_event_topic_partition_offset_and_never_a_secret_or_caller_number(
     bridge: BridgeUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     accepted = await bridge.post(EVENTS, architect())
     await bridge.post(EVENTS, architect(channel="fax"))
     await bridge.post(EVENTS, architect(), headers={"X-Segstream-Token": bridge.secret}, sign=False)
@@ -465,3 +465,15 @@ async def test_logs_name_event_topic_partition_offset_and_never_a_secret_or_call
     assert CALLER_NUMBER not in everything
     assert bridge.secret not in everything
     assert bridge.secret.removeprefix("whsec_") not in everything
+
+
+async def test_at_info_an_accepted_event_writes_no_log_line(
+    bridge: BridgeUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bridge.post(EVENTS, architect())  # connected, metadata known
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    answers = [await bridge.post(EVENTS, architect()) for _ in range(20)]
+    answers.append(await bridge.post(BATCH, [architect() for _ in range(20)]))
+    assert {answer.status for answer in answers} == {202}
+    assert [r.getMessage() for r in caplog.records if r.name == "producer_bridge.intake"] == []
