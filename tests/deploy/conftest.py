@@ -1,0 +1,80 @@
+"""Fixtures of the deploy checks: the Docker engine, the images, the tools.
+
+``make deploy-check`` sets ``SEGSTREAM_DEPLOY_CHECK=1``: then a missing engine, tool or schema
+directory fails the test that needs it, with what to install. Without it (a plain
+``pytest -m deploy`` on a laptop) the same test is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from sandbox.kafka.container import docker_available
+from support.deploy.images import (
+    JRE_BASE,
+    PROMETHEUS_BASE,
+    PYTHON_BASE,
+    REPO,
+    build_kafka_image,
+    build_segstream_image,
+    ensure_base_image,
+)
+
+DEPLOY: Path = REPO / "deploy"
+
+# Ryuk, testcontainers' reaper, is an image of its own that cannot be pulled here; the fixtures
+# remove what they start. testcontainers reads this when it is first imported (in a fixture).
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail under ``make deploy-check`` (CI), skip elsewhere."""
+    if os.environ.get("SEGSTREAM_DEPLOY_CHECK"):
+        pytest.fail(f"{reason} (see README, 'Deploying': deploy/check/install-tools.sh)")
+    pytest.skip(reason)
+
+
+def tool(name: str) -> str:
+    """The path of the command ``name``, or fail/skip saying it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    if not docker_available():
+        unavailable("no Docker engine answers")
+    import docker  # noqa: PLC0415 - only with an engine
+
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def segstream_image(docker_client: Any) -> str:
+    """The repository's Dockerfile built from this checkout (on a local Debian base unless
+    ``$SEGSTREAM_BASE_IMAGE`` names one, e.g. python:3.11-slim-bookworm)."""
+    base = os.environ.get("SEGSTREAM_BASE_IMAGE") or ensure_base_image(docker_client, PYTHON_BASE)
+    return build_segstream_image(base)
+
+
+@pytest.fixture(scope="session")
+def kafka_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``$KAFKA_IMAGE``, else deploy/kafka's image over the cached Apache Kafka jars."""
+    explicit = os.environ.get("KAFKA_IMAGE")
+    if explicit:
+        return explicit
+    base = ensure_base_image(docker_client, JRE_BASE)
+    return build_kafka_image(base, tmp_path_factory.mktemp("kafka-image"))
+
+
+@pytest.fixture(scope="session")
+def prometheus_image(docker_client: Any) -> str:
+    """``$PROMETHEUS_IMAGE``, else an image of Debian's prometheus package."""
+    return os.environ.get("PROMETHEUS_IMAGE") or ensure_base_image(docker_client, PROMETHEUS_BASE)
