@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -19,13 +18,10 @@ from support.deploy.images import (
     JRE_BASE,
     PROMETHEUS_BASE,
     PYTHON_BASE,
-    REPO,
     build_kafka_image,
     build_segstream_image,
     ensure_base_image,
 )
-
-DEPLOY: Path = REPO / "deploy"
 
 # Ryuk, testcontainers' reaper, is an image of its own that cannot be pulled here; the fixtures
 # remove what they start. testcontainers reads this when it is first imported (in a fixture).

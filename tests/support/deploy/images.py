@@ -26,6 +26,7 @@ from typing import Any, Final
 from sandbox.kafka.jars import cache_root, ensure_kafka_jars
 
 REPO: Final = Path(__file__).resolve().parents[3]
+DEPLOY: Final = REPO / "deploy"
 WHEELHOUSE: Final = REPO / ".wheelhouse"
 # Debian's archive moves on (security updates); a week-old root filesystem is still what a user
 # would get, and re-making one costs ~25 s.

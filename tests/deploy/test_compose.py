@@ -1,0 +1,165 @@
+"""deploy/compose.yaml with compose.host-network.yaml: up, healthy, one event through it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.kafka.broker import free_port
+from sandbox.secrets import ensure_secret_file, new_bearer_token, new_webhook_secret
+from sandbox.send import send_event
+from support.deploy.images import DEPLOY
+from support.waiting import eventually_sync
+
+pytestmark = pytest.mark.deploy
+
+PORTS = (
+    "KAFKA_PORT",
+    "KAFKA_CONTROLLER_PORT",
+    "BRIDGE_PORT",
+    "CRM_PORT",
+    "CONSUMER_1_METRICS_PORT",
+    "CONSUMER_2_METRICS_PORT",
+    "CONSUMER_3_METRICS_PORT",
+    "PROMETHEUS_PORT",
+)
+SERVICES = ("kafka", "crm", "bridge", "consumer-1", "consumer-2", "consumer-3", "prometheus")
+EVENT = {
+    "customerId": "C-COMPOSE-1",
+    "contactId": "c-compose-1",
+    "channel": "voice",
+    "startTime": "2026-11-28T10:15:00Z",
+    "interactionSummary": "through-compose",
+    "tags": ["compose_stack"],
+}
+
+
+@dataclass
+class Stack:
+    compose: Any
+    project: str
+    ports: dict[str, int]
+    webhook_secret: str
+
+    def url(self, port: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port]}"
+
+
+def _prometheus_config(ports: dict[str, int], path: Path) -> Path:
+    """prometheus.host-network.yml with the targets moved to this run's ports."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.host-network.yml").read_text())
+    targets = {
+        "segstream-bridge": [f"127.0.0.1:{ports['BRIDGE_PORT']}"],
+        "segstream-consumer": [
+            f"127.0.0.1:{ports[f'CONSUMER_{n}_METRICS_PORT']}" for n in (1, 2, 3)
+        ],
+    }
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": targets[job["job_name"]]}]
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o644)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(
+    segstream_image: str,
+    kafka_image: str,
+    prometheus_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """One stack for this module's tests (it takes a minute or two to come up on 2 cores)."""
+    from testcontainers.compose import DockerCompose  # noqa: PLC0415 - needs Docker
+
+    tmp_path = tmp_path_factory.mktemp("compose")
+    secrets_dir = tmp_path / "secrets"
+    webhook_secret = ensure_secret_file(secrets_dir / "webhook-secret", new_webhook_secret)
+    ensure_secret_file(secrets_dir / "crm-token", new_bearer_token)
+    for secret in secrets_dir.iterdir():
+        secret.chmod(0o644)  # read through a bind mount by the image's uid 10001
+    project = f"segstream-check-{secrets.token_hex(4)}"
+    ports = {name: free_port() for name in PORTS}
+    env = {
+        "COMPOSE_PROJECT_NAME": project,
+        "SEGSTREAM_IMAGE": segstream_image,
+        "KAFKA_IMAGE": kafka_image,
+        "PROMETHEUS_IMAGE": prometheus_image,
+        "SEGSTREAM_SECRETS_DIR": str(secrets_dir),
+        "SEGSTREAM_PROMETHEUS_CONFIG": str(_prometheus_config(ports, tmp_path / "prom.yml")),
+        **{name: str(port) for name, port in ports.items()},
+    }
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    compose = DockerCompose(
+        context=DEPLOY,
+        compose_file_name=["compose.yaml", "compose.host-network.yaml"],
+        env_file=str(env_file),
+        wait=True,
+    )
+    try:
+        compose.start()
+    except BaseException:
+        stdout, stderr = compose.get_logs()
+        compose.stop()
+        pytest.fail(f"the stack did not come up healthy:\n{stdout[-6000:]}\n{stderr[-3000:]}")
+    try:
+        yield Stack(compose, project, ports, webhook_secret)
+    finally:
+        compose.stop()
+
+
+def test_the_stack_comes_up_healthy_on_loopback_only(stack: Stack, docker_client: Any) -> None:
+    containers = {c.Service: c for c in stack.compose.get_containers(include_all=True)}
+    for service in SERVICES:
+        assert containers[service].State == "running", containers[service]
+        assert containers[service].Health == "healthy", containers[service]
+    topics = containers["topics"]
+    assert topics.State == "exited", topics
+    assert topics.ExitCode == 0, topics
+    # Host networking: no network of the project, no container on any Docker network.
+    project = {"label": f"com.docker.compose.project={stack.project}"}
+    assert docker_client.networks.list(filters=project) == []
+    for container in docker_client.containers.list(all=True, filters=project):
+        assert container.attrs["HostConfig"]["NetworkMode"] == "host", container.name
+
+
+def test_one_event_goes_through_the_stack(stack: Stack) -> None:
+    status, body = asyncio.run(
+        send_event(
+            stack.url("BRIDGE_PORT") + "/v1/interactions/completed", stack.webhook_secret, EVENT
+        )
+    )
+    assert status == 202, body
+
+    def customer() -> dict[str, Any] | None:
+        url = stack.url("CRM_PORT") + "/_sim/customers/C-COMPOSE-1"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+                return dict(json.load(response))
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    record = eventually_sync(customer, timeout=90)
+    assert record["attributes"]["last_interaction_summary"] == "through-compose"
+    assert record["attributes"]["segmentation_tags"] == ["compose_stack"]
+
+    # The stack's Prometheus scrapes the bridge and all three consumers.
+    def scraped() -> list[dict[str, Any]] | None:
+        url = stack.url("PROMETHEUS_PORT") + "/api/v1/query?query=up"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            result = list(json.load(response)["data"]["result"])
+        return result if len(result) == 4 and all(r["value"][1] == "1" for r in result) else None
+
+    jobs = sorted(r["metric"]["job"] for r in eventually_sync(scraped, timeout=90))
+    assert jobs == ["segstream-bridge"] + ["segstream-consumer"] * 3
