@@ -1,15 +1,9 @@
-"""Fixtures of the deploy checks: the Docker engine, the images, the tools.
-
-``make deploy-check`` sets ``SEGSTREAM_DEPLOY_CHECK=1``: then a missing engine, tool or schema
-directory fails the test that needs it, with what to install. Without it (a plain
-``pytest -m deploy`` on a laptop) the same test is skipped with that reason.
-"""
+"""Fixtures of the deploy checks: the Docker engine and the images (see support.deploy)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -22,25 +16,11 @@ from support.deploy.images import (
     build_segstream_image,
     ensure_base_image,
 )
+from support.deploy.tools import unavailable
 
 # Ryuk, testcontainers' reaper, is an image of its own that cannot be pulled here; the fixtures
 # remove what they start. testcontainers reads this when it is first imported (in a fixture).
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Fail under ``make deploy-check`` (CI), skip elsewhere."""
-    if os.environ.get("SEGSTREAM_DEPLOY_CHECK"):
-        pytest.fail(f"{reason} (see README, 'Deploying': deploy/check/install-tools.sh)")
-    pytest.skip(reason)
-
-
-def tool(name: str) -> str:
-    """The path of the command ``name``, or fail/skip saying it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        unavailable(f"{name} is not installed")
-    return path
 
 
 @pytest.fixture(scope="session")
