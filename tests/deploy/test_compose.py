@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from sandbox.kafka.broker import free_port
-from sandbox.secrets import ensure_secret_file, new_bearer_token, new_webhook_secret
+from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
 from support.deploy.images import DEPLOY
 from support.waiting import eventually_sync
@@ -82,10 +82,8 @@ def stack(
 
     tmp_path = tmp_path_factory.mktemp("compose")
     secrets_dir = tmp_path / "secrets"
-    webhook_secret = ensure_secret_file(secrets_dir / "webhook-secret", new_webhook_secret)
-    ensure_secret_file(secrets_dir / "crm-token", new_bearer_token)
-    for secret in secrets_dir.iterdir():
-        secret.chmod(0o644)  # read through a bind mount by the image's uid 10001
+    files = ensure_compose_secrets(secrets_dir)  # what `segstream-sandbox secrets` writes
+    webhook_secret = files["webhook-secret"].read_text().strip()
     project = f"segstream-check-{secrets.token_hex(4)}"
     ports = {name: free_port() for name in PORTS}
     env = {

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -24,6 +23,9 @@ from support.deploy.images import DEPLOY, REPO
 from support.deploy.tools import crd_schemas, tool
 
 pytestmark = pytest.mark.deploy
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="pip install -e '.[deploy]'"
+)
 
 RENDERS = ["base", "overlays/production"]
 # The oldest Kubernetes the manifests are written for, and the newest the validator knows.

@@ -24,6 +24,9 @@ from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.deploy.images import DEPLOY
 from support.deploy.prometheus import PrometheusError, PrometheusServer
+
+# Its parser comes with the deploy extra (make deploy-check installs it).
+pytest.importorskip("promql_parser", reason="needs the deploy extra")
 from support.deploy.promql import (
     Expression,
     dashboard_expressions,
