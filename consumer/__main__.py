@@ -14,6 +14,7 @@ from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
+from consumer.state import ensure_changelog_topic
 from consumer.topics import TopicSpec, ensure_topics
 
 _log = logging.getLogger("consumer")
@@ -28,6 +29,9 @@ def create_topics(settings: ConsumerSettings) -> None:
     ensure_topics(
         settings.kafka_bootstrap_servers,
         [TopicSpec(settings.topic, **spec), TopicSpec(settings.dead_letter_topic, **spec)],
+    )
+    ensure_changelog_topic(
+        settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic
     )
 
 

@@ -91,6 +91,10 @@ class InteractionCompleted(BaseModel):
 
     The seed's camelCase names (``customerId``, ``startTime``, ...) are accepted as aliases so a
     payload in the sender's vocabulary validates directly.
+
+    Contract v2: ``interaction_summary``, ``sentiment_score`` and ``tags`` feed the customer's CRM
+    attributes, and ``None`` means the event does not carry that attribute (the customer keeps
+    the value of the newest event that did). Only ``tags`` can be carried empty (``[]`` clears).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -123,7 +127,8 @@ class InteractionCompleted(BaseModel):
         allow_inf_nan=False,
         validation_alias=AliasChoices("sentiment_score", "sentimentScore"),
     )
-    tags: list[Tag] = Field(max_length=MAX_TAGS)
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    """``None``: the event does not carry tags (the CRM keeps its own); ``[]``: it clears them."""
     caller_id: str | None = Field(
         default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
     )
