@@ -26,11 +26,11 @@ run: $(STAMP)
 
 ## test: unit tests and real-broker integration tests (every marker but deploy: see deploy-check)
 test: $(STAMP)
-	$(BIN)/pytest -m "not deploy"
+	$(BIN)/pytest -m "not deploy" --ignore=tests/deploy
 
 ## test-fast: what needs no broker
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not kafka and not slow and not deploy"
+	$(BIN)/pytest -m "not kafka and not slow and not deploy" --ignore=tests/deploy
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: $(STAMP)

@@ -18,18 +18,25 @@ bin=$cache/bin
 mkdir -p "$bin"
 sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 
+apt_install() {  # apt_install [--no-install-recommends] package...
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
 need_apt=()
 command -v dockerd >/dev/null || need_apt+=(docker.io)
-command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ] || ! command -v mmdebstrap >/dev/null; then
+  $sudo_cmd apt-get update -qq
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}"
-  $sudo_cmd apt-get update -qq
   # No recommends: Debian's prometheus recommends node-exporter, docker.io recommends tools
   # the checks do not use. Nothing is started: there is no init system here, and on a machine
   # with one the checks start their own Prometheus on a free port anyway.
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-    "${need_apt[@]}" >/dev/null
+  apt_install --no-install-recommends "${need_apt[@]}"
+fi
+if ! command -v mmdebstrap >/dev/null; then
+  echo "install-tools: apt-get install mmdebstrap"
+  apt_install mmdebstrap  # with its recommends (gpg, mount, ...): it runs apt in a chroot
 fi
 
 # go install, once per pinned version (a stamp file beside the binary records which).
