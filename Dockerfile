@@ -17,6 +17,7 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ARG PIP_INSTALL_OPTIONS=""
+LABEL org.opencontainers.image.title="segstream"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 # .dockerignore keeps tests, benchmarks, deploy/ and local state out of the context.
@@ -27,6 +28,9 @@ RUN python3 -m venv /opt/segstream \
  && sed -i '1s|.*|#!/opt/segstream/bin/python3|' /opt/segstream/bin/segstream-healthcheck
 
 FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="segstream" \
+      org.opencontainers.image.description="segstream: webhook bridge, consumer, dead-letter tool, CRM simulator" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can check it and mounted secrets can be
 # made readable to it (fsGroup) without knowing a user name.
 RUN groupadd --system --gid 10001 segstream \

@@ -128,43 +128,42 @@ def ensure_wheelhouse() -> Path:
     return WHEELHOUSE
 
 
-def build_segstream_image(base_image: str, tag: str = SEGSTREAM_TAG) -> str:
-    """Build the repository's Dockerfile on ``base_image``, with no network in the build."""
+def _build(path: Path, tag: str, title: str, buildargs: dict[str, str]) -> str:
+    """Build ``path``'s Dockerfile as ``tag`` with no network, then remove the images earlier
+    builds left untagged (``title`` is the Dockerfile's org.opencontainers.image.title)."""
     from testcontainers.core.image import DockerImage  # noqa: PLC0415 - needs Docker
 
-    ensure_wheelhouse()
     image = DockerImage(
-        path=REPO,
+        path=path,
         tag=tag,
         clean_up=False,
-        buildargs={
-            "BASE_IMAGE": base_image,
-            "PIP_INSTALL_OPTIONS": "--no-index --find-links /src/.wheelhouse",
-        },
+        buildargs=buildargs,
         network_mode="none",
         forcerm=True,
     )
     image.build()
+    image.get_docker_client().client.images.prune(
+        filters={"dangling": True, "label": f"org.opencontainers.image.title={title}"}
+    )
     return tag
+
+
+def build_segstream_image(base_image: str, tag: str = SEGSTREAM_TAG) -> str:
+    """Build the repository's Dockerfile on ``base_image``, with no network in the build."""
+    ensure_wheelhouse()
+    buildargs = {
+        "BASE_IMAGE": base_image,
+        "PIP_INSTALL_OPTIONS": "--no-index --find-links /src/.wheelhouse",
+    }
+    return _build(REPO, tag, "segstream", buildargs)
 
 
 def build_kafka_image(base_image: str, work_dir: Path, tag: str = KAFKA_TAG) -> str:
     """deploy/kafka/Dockerfile over the cached Apache Kafka jars (fetched with Maven if new)."""
-    from testcontainers.core.image import DockerImage  # noqa: PLC0415 - needs Docker
-
     context = work_dir / "kafka-image"
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(REPO / "deploy" / "kafka", context)
     shutil.copy(REPO / "sandbox" / "kafka" / "log4j2.properties", context)
     jars = ensure_kafka_jars()
     shutil.copytree(jars.libs, context / "libs", ignore=shutil.ignore_patterns(".*"))
-    image = DockerImage(
-        path=context,
-        tag=tag,
-        clean_up=False,
-        buildargs={"BASE_IMAGE": base_image},
-        network_mode="none",
-        forcerm=True,
-    )
-    image.build()
-    return tag
+    return _build(context, tag, "segstream-kafka", {"BASE_IMAGE": base_image})
