@@ -10,9 +10,9 @@ import pytest
 from sandbox.kafka.container import docker_available
 from support.deploy.images import (
     JRE_BASE,
-    PROMETHEUS_BASE,
     PYTHON_BASE,
     build_kafka_image,
+    build_prometheus_image,
     build_segstream_image,
     ensure_base_image,
 )
@@ -33,11 +33,16 @@ def docker_client() -> Any:
 
 
 @pytest.fixture(scope="session")
-def segstream_image(docker_client: Any) -> str:
-    """The repository's Dockerfile built from this checkout (on a local Debian base unless
-    ``$SEGSTREAM_BASE_IMAGE`` names one, e.g. python:3.11-slim-bookworm)."""
-    base = os.environ.get("SEGSTREAM_BASE_IMAGE") or ensure_base_image(docker_client, PYTHON_BASE)
-    return build_segstream_image(base)
+def python_base_image(docker_client: Any) -> str:
+    """``$SEGSTREAM_BASE_IMAGE`` (e.g. python:3.11-slim-bookworm), else one made from Debian's
+    packages."""
+    return os.environ.get("SEGSTREAM_BASE_IMAGE") or ensure_base_image(docker_client, PYTHON_BASE)
+
+
+@pytest.fixture(scope="session")
+def segstream_image(python_base_image: str) -> str:
+    """The repository's Dockerfile built from this checkout."""
+    return build_segstream_image(python_base_image)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +56,9 @@ def kafka_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def prometheus_image(docker_client: Any) -> str:
-    """``$PROMETHEUS_IMAGE``, else an image of Debian's prometheus package."""
-    return os.environ.get("PROMETHEUS_IMAGE") or ensure_base_image(docker_client, PROMETHEUS_BASE)
+def prometheus_image(python_base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``$PROMETHEUS_IMAGE``, else Debian's Prometheus binaries in an image."""
+    explicit = os.environ.get("PROMETHEUS_IMAGE")
+    if explicit:
+        return explicit
+    return build_prometheus_image(python_base_image, tmp_path_factory.mktemp("prometheus-image"))

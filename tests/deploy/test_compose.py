@@ -17,10 +17,10 @@ import yaml
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
-from support.deploy.images import DEPLOY
+from support.deploy.images import DEPLOY, IMAGE_TEST_TIMEOUT_S
 from support.waiting import eventually_sync
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(IMAGE_TEST_TIMEOUT_S)]
 
 PORTS = (
     "KAFKA_PORT",

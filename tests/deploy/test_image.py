@@ -17,11 +17,11 @@ from sandbox.secrets import ensure_secret_file, new_webhook_secret
 from sandbox.send import send_event
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.deploy.images import REPO
+from support.deploy.images import IMAGE_TEST_TIMEOUT_S, REPO
 from support.kafka import TopicFactory
 from support.waiting import eventually_sync
 
-pytestmark = [pytest.mark.deploy, pytest.mark.kafka]
+pytestmark = [pytest.mark.deploy, pytest.mark.kafka, pytest.mark.timeout(IMAGE_TEST_TIMEOUT_S)]
 
 SECRETS_IN_CONTAINER = "/run/secrets/segstream"
 EVENT = {

@@ -9,9 +9,10 @@ import pytest
 from confluent_kafka import Producer
 
 from sandbox.kafka.container import kafka_container
+from support.deploy.images import IMAGE_TEST_TIMEOUT_S
 from support.kafka import TopicFactory, read_all
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(IMAGE_TEST_TIMEOUT_S)]
 
 
 def test_the_container_broker_stores_and_serves_records(

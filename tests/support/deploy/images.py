@@ -7,7 +7,8 @@
 * The segstream image is the repository's Dockerfile, built with testcontainers' ``DockerImage``
   from the checkout, with ``--network none``: pip installs from a wheelhouse downloaded on the
   host (pip inside a build has no network, or no CA certificates, here).
-* The Kafka image is deploy/kafka/Dockerfile over the broker jars the sandbox caches.
+* The Kafka image is deploy/kafka/Dockerfile over the broker jars the sandbox caches; the
+  Prometheus image is Debian's Prometheus binaries over the same Debian base.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ WHEELHOUSE: Final = REPO / ".wheelhouse"
 # Debian's archive moves on (security updates); a week-old root filesystem is still what a user
 # would get, and re-making one costs ~25 s.
 BASE_MAX_AGE_S: Final = 7 * 24 * 3600
+# pytest-timeout for a test whose fixtures may build the images: on a new machine that is three
+# downloads from Debian's archive, the wheels from PyPI and two builds, minutes on two cores.
+IMAGE_TEST_TIMEOUT_S: Final = 900
 SEGSTREAM_TAG: Final = "segstream:deploy-check"
 KAFKA_TAG: Final = "segstream-kafka:deploy-check"
+PROMETHEUS_TAG: Final = "segstream-prometheus:deploy-check"
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,6 @@ class BaseImage:
 
 PYTHON_BASE: Final = BaseImage("python", ("python3", "python3-venv"))
 JRE_BASE: Final = BaseImage("jre", ("openjdk-17-jre-headless",))
-# Shaped like the official prom/prometheus image: the server as entrypoint, an unprivileged
-# user, a writable /prometheus for the TSDB.
-PROMETHEUS_BASE: Final = BaseImage(
-    "prometheus",
-    ("prometheus",),
-    customize=('mkdir -p "$1/prometheus" && chroot "$1" chown prometheus:prometheus /prometheus',),
-    changes=('ENTRYPOINT ["/usr/bin/prometheus"]', "USER prometheus", "WORKDIR /prometheus"),
-)
 
 
 def ensure_base_image(client: Any, spec: BaseImage) -> str:
@@ -167,3 +164,17 @@ def build_kafka_image(base_image: str, work_dir: Path, tag: str = KAFKA_TAG) -> 
     jars = ensure_kafka_jars()
     shutil.copytree(jars.libs, context / "libs", ignore=shutil.ignore_patterns(".*"))
     return _build(context, tag, "segstream-kafka", {"BASE_IMAGE": base_image})
+
+
+def build_prometheus_image(base_image: str, work_dir: Path, tag: str = PROMETHEUS_TAG) -> str:
+    """prometheus.Dockerfile (beside this module) with the host's Debian Prometheus binaries."""
+    context = work_dir / "prometheus-image"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    shutil.copy(Path(__file__).with_name("prometheus.Dockerfile"), context / "Dockerfile")
+    for binary in ("prometheus", "promtool"):
+        path = shutil.which(binary)
+        if path is None:
+            raise RuntimeError(f"{binary} is not installed: run deploy/check/install-tools.sh")
+        shutil.copy(path, context / binary)
+    return _build(context, tag, "segstream-prometheus", {"BASE_IMAGE": base_image})
