@@ -18,6 +18,7 @@ from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
 from support.deploy.images import DEPLOY, IMAGE_TEST_TIMEOUT_S
+from support.deploy.tools import tool
 from support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(IMAGE_TEST_TIMEOUT_S)]
@@ -161,3 +162,73 @@ def test_one_event_goes_through_the_stack(stack: Stack) -> None:
 
     jobs = sorted(r["metric"]["job"] for r in eventually_sync(scraped, timeout=90))
     assert jobs == ["segstream-bridge"] + ["segstream-consumer"] * 3
+
+
+@pytest.fixture(scope="module")
+def secrets_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("config")
+    ensure_compose_secrets(directory / "secrets")
+    env_file = directory / "compose.env"
+    env_file.write_text(f"SEGSTREAM_SECRETS_DIR={directory / 'secrets'}\n")
+    return env_file
+
+
+def _config(env_file: Path, *files: str) -> dict[str, Any]:
+    """``docker compose config`` of ``files``: the model compose would run, fully resolved."""
+    from testcontainers.compose import DockerCompose  # noqa: PLC0415 - needs docker compose
+
+    tool("docker")
+    compose = DockerCompose(context=DEPLOY, compose_file_name=list(files), env_file=str(env_file))
+    return dict(compose.get_config())
+
+
+def test_the_compose_file_for_users_is_complete_and_on_loopback(secrets_env: Path) -> None:
+    """The stack without the override (what users run, Grafana included), as compose reads it."""
+    services = _config(secrets_env, "compose.yaml")["services"]
+    assert set(services) == {*SERVICES, "topics", "grafana"}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", (name, port)
+        if name != "topics":
+            assert service["healthcheck"]["test"], name
+            assert service["restart"] == "unless-stopped", name
+    assert services["topics"]["restart"] == "no"
+    completed = {"condition": "service_completed_successfully", "required": True}
+    for name in ("bridge", "consumer-1", "consumer-2", "consumer-3"):
+        assert services[name]["depends_on"]["topics"] == completed, name
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    instance_ids = {services[f"consumer-{n}"]["environment"]["SEGSTREAM_CONSUMER_GROUP_INSTANCE_ID"]
+                    for n in (1, 2, 3)}  # fmt: skip
+    assert len(instance_ids) == 3
+
+
+def test_grafana_is_provisioned_with_the_dashboard_and_prometheus(secrets_env: Path) -> None:
+    grafana = _config(secrets_env, "compose.yaml")["services"]["grafana"]
+    mounts = {v["target"]: Path(v["source"]) for v in grafana["volumes"] if v["type"] == "bind"}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert datasource["type"] == "prometheus"
+    variable = datasource["url"].removeprefix("$")
+    assert grafana["environment"][variable] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "segstream.yml").read_text())[
+        "providers"
+    ]
+    dashboards = mounts[provider["options"]["path"]]
+    dashboard = json.loads((dashboards / "segstream.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["targets"], panel["title"]
+
+
+def test_the_host_network_override_leaves_nothing_on_a_docker_network(secrets_env: Path) -> None:
+    config = _config(secrets_env, "compose.yaml", "compose.host-network.yaml")
+    for name, service in config["services"].items():
+        assert service["network_mode"] == "host", name
+        assert not service.get("ports"), name
+    assert not config.get("networks"), config.get("networks")
