@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from consumer.settings import ConsumerSettings
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
@@ -201,6 +202,9 @@ def test_the_compose_file_for_users_is_complete_and_on_loopback(secrets_env: Pat
     instance_ids = {services[f"consumer-{n}"]["environment"]["SEGSTREAM_CONSUMER_GROUP_INSTANCE_ID"]
                     for n in (1, 2, 3)}  # fmt: skip
     assert len(instance_ids) == 3
+    drain = ConsumerSettings.model_fields["shutdown_drain_s"].default
+    for n in (1, 2, 3):  # SIGTERM: drain, commit, close, all before Docker's SIGKILL
+        assert float(services[f"consumer-{n}"]["stop_grace_period"].removesuffix("s")) > drain
 
 
 def test_grafana_is_provisioned_with_the_dashboard_and_prometheus(secrets_env: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from consumer.settings import ConsumerSettings
 from schemas.topics import DEAD_LETTER_TOPIC, DLQ_AUDIT_TOPIC, INTERACTIONS_TOPIC, PARKED_TOPIC
 from support.deploy.images import DEPLOY, REPO
 from support.deploy.tools import crd_schemas, tool
@@ -31,7 +32,7 @@ RENDERS = ["base", "overlays/production"]
 # The oldest Kubernetes the manifests are written for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 SCHEMA_LOCATION = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
-DEFAULT_SHUTDOWN_DRAIN_S = 20  # consumer/settings.py
+DEFAULT_SHUTDOWN_DRAIN_S = ConsumerSettings.model_fields["shutdown_drain_s"].default
 
 
 @pytest.fixture(scope="module", params=RENDERS)
@@ -150,7 +151,9 @@ def test_secrets_are_mounted_as_files(render: list[dict[str, Any]]) -> None:
 def test_the_consumer_drains_within_its_grace_period(render: list[dict[str, Any]]) -> None:
     consumer = _one(render, "Deployment", "segstream-consumer")["spec"]["template"]["spec"]
     env = {e["name"]: e for e in consumer["containers"][0]["env"]}
-    drain = float(env.get("SEGSTREAM_CONSUMER_SHUTDOWN_DRAIN_S", {}).get("value", 20))
+    drain = float(
+        env.get("SEGSTREAM_CONSUMER_SHUTDOWN_DRAIN_S", {}).get("value", DEFAULT_SHUTDOWN_DRAIN_S)
+    )
     # The drain, then the commit and the close, before Kubernetes' SIGKILL.
     assert consumer["terminationGracePeriodSeconds"] >= drain + 10
     instance = env["SEGSTREAM_CONSUMER_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]
