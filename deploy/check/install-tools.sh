@@ -39,6 +39,12 @@ if ! command -v mmdebstrap >/dev/null; then
   apt_install mmdebstrap  # with its recommends (gpg, mount, ...): it runs apt in a chroot
 fi
 
+if ! command -v go >/dev/null; then
+  echo "install-tools: Go (1.24 or newer) is needed to build kubeconform, kustomize and" \
+       "docker compose; it is not on PATH" >&2
+  exit 2
+fi
+
 # go install, once per pinned version (a stamp file beside the binary records which).
 go_tool() {
   local name=$1 module=$2 version=$3
