@@ -55,7 +55,7 @@ deploy-check: $(DEPLOY_STAMP)
 	deploy/check/run.sh $(DEPLOY_CHECK_ARGS)
 
 ## deploy-generate: regenerate deploy/k8s/base/monitoring/prometheusrule.yaml from the alert rules
-deploy-generate: $(STAMP)
+deploy-generate: $(DEPLOY_STAMP)
 	$(BIN)/python deploy/prometheus/prometheusrule.py > deploy/k8s/base/monitoring/prometheusrule.yaml
 
 ## format: ruff fix and format
