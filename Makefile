@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 DEPLOY_STAMP := $(VENV)/.installed-deploy
 
-.PHONY: help run test test-fast lint format clean bench-consumer bench-bridge deploy-check deploy-generate
+.PHONY: help run test test-fast lint format clean bench-consumer bench-bridge bench-state deploy-check deploy-generate
 .DEFAULT_GOAL := help
 
 ## help: this list
@@ -41,6 +41,10 @@ lint: $(STAMP)
 ## bench-consumer: segstream's consumer vs a naive one-at-a-time consumer and a bare aiohttp client
 bench-consumer: $(STAMP)
 	$(BIN)/python -m bench.consumer
+
+## bench-state: customer-state memory per customer and restore time, 1,000,000 customers
+bench-state: $(STAMP)
+	$(BIN)/python -m bench.state $(BENCH_ARGS)
 
 ## bench-bridge: durable 202/s of the bridge vs the same app without Kafka (vegeta; not in `test`)
 bench-bridge: $(STAMP)
