@@ -244,7 +244,7 @@ def test_every_workload_is_covered_by_a_network_policy_pdb_and_service_monitor(
         ), deployment["metadata"]["name"]
 
 
-def test_the_checked_in_files_are_what_the_docs_say(tmp_path: Path) -> None:
+def test_the_checked_in_files_are_what_the_docs_say() -> None:
     """README's "Deploying" names these paths; a rename must update it."""
     readme = (REPO / "README.md").read_text()
     for path in ("deploy/compose.yaml", "deploy/compose.host-network.yaml", "deploy/k8s/base",
