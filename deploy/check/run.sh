@@ -12,6 +12,12 @@ export SEGSTREAM_DEPLOY_CHECK=1
 # Ryuk (testcontainers' reaper) is an image that cannot be pulled here; the fixtures clean up.
 export TESTCONTAINERS_RYUK_DISABLED=true
 # The custom resources' schemas live beside the checkout, not in it (see README, "Deploying").
+# A checkout elsewhere (a scratch clone) finds them in the workspace's shared directory.
+if [ -z "${SEGSTREAM_K8S_CRD_SCHEMAS:-}" ]; then
+  for candidate in "$PWD/../shared/k8s-crd-schemas" /work/shared/k8s-crd-schemas; do
+    if [ -d "$candidate" ]; then SEGSTREAM_K8S_CRD_SCHEMAS=$candidate; break; fi
+  done
+fi
 export SEGSTREAM_K8S_CRD_SCHEMAS=${SEGSTREAM_K8S_CRD_SCHEMAS:-$PWD/../shared/k8s-crd-schemas}
 
 missing=()
