@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox.crm.dialect import RateLimitHeaders, RetryAfterFormat
@@ -106,6 +106,12 @@ class CrmSimulatorSettings(BaseSettings):
 
     # Level of the JSON log on stderr. DEBUG adds one line per /v1 request.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redirect_status", mode="before")
+    @classmethod
+    def _status_from_env(cls, value: object) -> object:
+        # Environment variables are strings; a Literal of ints does not convert them itself.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -175,58 +175,50 @@ async def test_write_log_keeps_arrival_order_per_customer(crm: Client) -> None:
 # -- payload validation ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        pytest.param(update_body("C-1", sentiment=1.5), "attributes.sentiment", id="sentiment>1"),
-        pytest.param(
-            update_body("C-1", sentiment=-1.01), "attributes.sentiment", id="sentiment<-1"
-        ),
-        pytest.param(
-            update_body("C-1", sentiment="0.4"), "attributes.sentiment", id="sentiment-str"
-        ),
-        pytest.param(
-            update_body("C-1", sentiment=True), "attributes.sentiment", id="sentiment-bool"
-        ),
-        pytest.param(
-            {k: v for k, v in update_body("C-1").items() if k != "id"}, "id", id="missing-id"
-        ),
-        pytest.param(update_body(""), "id", id="empty-id"),
-        pytest.param(update_body("   "), "id", id="blank-id"),
-        pytest.param(
-            {k: v for k, v in update_body("C-1").items() if k != "last_updated"},
-            "last_updated",
-            id="missing-last-updated",
-        ),
-        pytest.param(
-            update_body("C-1", last_updated="yesterday"), "last_updated", id="bad-timestamp"
-        ),
-        pytest.param(
-            update_body("C-1", last_updated="2026-11-28T10:15:00"),
-            "last_updated",
-            id="timestamp-without-offset",
-        ),
-        pytest.param({**update_body("C-1"), "attributes": {}}, "attributes", id="no-attribute"),
-        pytest.param(
-            {**update_body("C-1"), "attributes": {"segmentation_tags": None}},
-            "attributes",
-            id="tags-null",
-        ),
-        pytest.param(
-            {**update_body("C-1"), "attributes": {"segment": "gold"}},
-            "attributes.segment",
-            id="unknown-attribute",
-        ),
-        pytest.param(
-            {**update_body("C-1"), "attributes": None}, "attributes", id="attributes-null"
-        ),
-        pytest.param(
-            update_body("C-1", tags=["ok", 3]), "attributes.segmentation_tags.1", id="tag-not-str"
-        ),
-        pytest.param({**update_body("C-1"), "extra": 1}, "extra", id="unknown-field"),
-        pytest.param([update_body("C-1")], "body", id="not-an-object"),
-    ],
-)
+INVALID_UPDATES = [
+    pytest.param(update_body("C-1", sentiment=1.5), "attributes.sentiment", id="sentiment>1"),
+    pytest.param(update_body("C-1", sentiment=-1.01), "attributes.sentiment", id="sentiment<-1"),
+    pytest.param(update_body("C-1", sentiment="0.4"), "attributes.sentiment", id="sentiment-str"),
+    pytest.param(update_body("C-1", sentiment=True), "attributes.sentiment", id="sentiment-bool"),
+    pytest.param({k: v for k, v in update_body("C-1").items() if k != "id"}, "id", id="missing-id"),
+    pytest.param(update_body(""), "id", id="empty-id"),
+    pytest.param(update_body("   "), "id", id="blank-id"),
+    pytest.param(
+        {k: v for k, v in update_body("C-1").items() if k != "last_updated"},
+        "last_updated",
+        id="missing-last-updated",
+    ),
+    pytest.param(update_body("C-1", last_updated="yesterday"), "last_updated", id="bad-timestamp"),
+    pytest.param(
+        update_body("C-1", last_updated="2026-11-28T10:15:00"),
+        "last_updated",
+        id="timestamp-without-offset",
+    ),
+    pytest.param({**update_body("C-1"), "attributes": {}}, "attributes", id="no-attribute"),
+    pytest.param(
+        {**update_body("C-1"), "attributes": {"segmentation_tags": None}},
+        "attributes",
+        id="tags-null",
+    ),
+    pytest.param(
+        {**update_body("C-1"), "attributes": {"segment": "gold"}},
+        "attributes.segment",
+        id="unknown-attribute",
+    ),
+    pytest.param({**update_body("C-1"), "attributes": None}, "attributes", id="attributes-null"),
+    pytest.param(
+        update_body("C-1", tags=["ok", 3]), "attributes.segmentation_tags.1", id="tag-not-str"
+    ),
+    pytest.param({**update_body("C-1"), "extra": 1}, "extra", id="unknown-field"),
+    pytest.param([update_body("C-1")], "body", id="not-an-object"),
+]
+# The cases about attributes, which a create carrying attributes must refuse the same way.
+INVALID_ATTRIBUTES = [
+    case for case in INVALID_UPDATES if str(case.values[1]).startswith("attributes")
+]
+
+
+@pytest.mark.parametrize(("body", "field"), INVALID_UPDATES)
 async def test_invalid_update_is_422_naming_the_field(crm: Client, body: Any, field: str) -> None:
     await create(crm, "C-1")
     response = await update(crm, body)
@@ -254,6 +246,17 @@ async def test_reject_prefix_is_422_and_changes_nothing(start_crm: StartCrm) -> 
     assert (await update(crm, update_body("GOOD-1"))).status == 200
     await set_faults(crm, reject_customer_prefix=None)
     assert (await update(crm, update_body("BAD-1"), key="evt-bad-2")).status == 200
+
+
+@pytest.mark.parametrize(("body", "field"), INVALID_ATTRIBUTES)
+async def test_a_create_checks_attributes_as_strictly_as_an_update(
+    crm: Client, body: dict[str, Any], field: str
+) -> None:
+    response = await create(crm, "C-1", attributes=body["attributes"])
+    problem = await assert_error(response, 422, "invalid_payload")
+    assert field in [item["field"] for item in problem["fields"]], problem
+    assert await customer(crm, "C-1") is None
+    assert await writes(crm) == []
 
 
 async def test_invalid_create_is_422(crm: Client) -> None:

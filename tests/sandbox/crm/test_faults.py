@@ -139,6 +139,12 @@ async def test_faults_endpoint_reads_and_partially_updates(start_crm: StartCrm) 
         pytest.param({"latency_ms_min": 100}, "body", id="min>max"),
         pytest.param({"error_rate": 0.6, "timeout_rate": 0.6}, "body", id="rates>1"),
         pytest.param({"reject_customer_prefix": ""}, "reject_customer_prefix", id="empty-prefix"),
+        pytest.param({"redirect_status": 200}, "redirect_status", id="redirect-200"),
+        pytest.param({"redirect_status": "301"}, "redirect_status", id="redirect-as-str"),
+        pytest.param({"idempotency_results": "none"}, "idempotency_results", id="idem-mode"),
+        pytest.param({"retry_after_format": "rfc850"}, "retry_after_format", id="retry-form"),
+        pytest.param({"rate_limit_headers": "github"}, "rate_limit_headers", id="rl-dialect"),
+        pytest.param({"error_retry_after_s": 0}, "error_retry_after_s", id="retry-after-0"),
     ],
 )
 async def test_invalid_fault_changes_are_422_and_change_nothing(
@@ -210,3 +216,39 @@ async def test_a_slow_customer_is_slow_and_the_others_are_not(crm: Client) -> No
     slow = time.monotonic() - started
     assert slow >= 0.3
     assert fast < 0.3
+
+
+# -- a moved endpoint --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_moved_endpoint_answers_3xx_before_anything_else(
+    start_crm: StartCrm, status: int
+) -> None:
+    crm = await start_crm(redirect_status=status, outage=True)
+    for headers in (AUTH, {}):
+        response = await crm.post(
+            "/v1/customers/update?x=1",
+            json=update_body("C-1"),
+            headers=headers,
+            allow_redirects=False,
+        )
+        assert response.status == status
+        assert response.headers["Location"] == "/_sim/moved/v1/customers/update?x=1"
+    assert await writes(crm) == []
+
+
+async def test_a_client_that_follows_a_301_turns_its_post_into_a_get_that_writes_nothing(
+    start_crm: StartCrm,
+) -> None:
+    """The trap issue 8 §2 describes: aiohttp follows the 301 by default, as a GET, and the
+    landing page answers 200, which a naive client counts as written."""
+    crm = await start_crm(redirect_status=301)
+    followed = await update(crm, update_body("C-1"))
+    assert followed.status == 200
+    assert followed.method == "GET"
+    assert [hop.status for hop in followed.history] == [301]
+    assert await customer(crm, "C-1") is None
+    assert await writes(crm) == []
+    await set_faults(crm, redirect_status=None)
+    await assert_error(await update(crm, update_body("C-1")), 404, "customer_not_found")

@@ -46,6 +46,11 @@ async def test_settings_from_env_with_token_file(
     monkeypatch.setenv("SEGSTREAM_CRM_SIM_LATENCY_MS_MAX", "3")
     monkeypatch.setenv("SEGSTREAM_CRM_SIM_AUTO_CREATE", "true")
     monkeypatch.setenv("SEGSTREAM_CRM_SIM_REJECT_CUSTOMER_PREFIX", "BAD-")
+    monkeypatch.setenv("SEGSTREAM_CRM_SIM_IDEMPOTENCY_RESULTS", "successes")
+    monkeypatch.setenv("SEGSTREAM_CRM_SIM_RETRY_AFTER_FORMAT", "http-date")
+    monkeypatch.setenv("SEGSTREAM_CRM_SIM_RATE_LIMIT_HEADERS", "x-ratelimit-epoch")
+    monkeypatch.setenv("SEGSTREAM_CRM_SIM_REDIRECT_STATUS", "308")
+    monkeypatch.setenv("SEGSTREAM_CRM_SIM_ERROR_RETRY_AFTER_S", "7")
 
     settings = CrmSimulatorSettings()
     assert settings.bearer_token() == "file-token-42"
@@ -56,7 +61,12 @@ async def test_settings_from_env_with_token_file(
     assert settings.reject_customer_prefix == "BAD-"
     assert settings.error_rate == 0.0
     assert settings.hang_s == 30.0
+    dialects = settings.initial_faults()
+    assert (dialects.idempotency_results, dialects.retry_after_format) == ("successes", "http-date")
+    assert (dialects.rate_limit_headers, dialects.redirect_status) == ("x-ratelimit-epoch", 308)
+    assert dialects.error_retry_after_s == 7
 
+    settings = settings.model_copy(update={"redirect_status": None})
     client: Client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     try:
@@ -108,6 +118,8 @@ def test_ambiguous_unreadable_or_empty_token_is_an_error(tmp_path: Path) -> None
         {"error_rate": 0.7, "timeout_rate": 0.7},
         {"rate_limit_burst": 0},
         {"port": 70000},
+        {"redirect_status": 304},
+        {"idempotency_results": "all"},
     ],
 )
 def test_invalid_settings_are_refused(overrides: dict[str, Any]) -> None:
