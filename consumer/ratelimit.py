@@ -19,9 +19,13 @@ rate (its partitions / all partitions), and the shares again add up to what the 
 * ``RateLimit-Policy`` (requests per window) caps the rate: ``share x q / w``, when that is below
   the configured share (an operator who set the group rate above the CRM's gets the CRM's);
 * ``remaining`` requests within ``reset`` seconds (``RateLimit``, ``X-RateLimit-*``) is a budget:
-  this instance may start at most ``share x remaining - in_flight`` more calls until then, where
+  this instance may start at most ``share x remaining - in_flight`` more calls, where
   ``in_flight`` counts its own calls the CRM had not answered when it computed ``remaining``
-  (they will spend quota too). With none left it waits for the reset, or for a fresher answer.
+  (they will spend quota too). The budget grows at the policy's rate share, if a policy was
+  given (a token bucket refills continuously; the headers' whole seconds are too coarse to
+  wait for); when ``reset`` is over it is restored to ``share x limit`` (``X-RateLimit-Limit``),
+  or else to one call, a probe whose answer brings a fresh budget. Every answer with headers
+  replaces the budget; an answer without them leaves it to run out.
 
 An instance with little work leaves its share of the budget unused rather than lend it: no
 instance knows what the others hold, and over-spending is what this is here to prevent.
@@ -85,6 +89,8 @@ class QuotaHint:
     """The sustained rate the CRM's policy grants the whole client, if it said."""
     in_flight: int = 0
     """This instance's requests still unanswered when the answer arrived (not counted in it)."""
+    limit: int | None = None
+    """The quota the CRM restores when ``reset_s`` is over (``X-RateLimit-Limit``), if it said."""
 
 
 class PartitionShareError(ConsumerError, ValueError):
@@ -148,7 +154,11 @@ class GroupRateLimiter:
         # instance's budget of calls until a deadline.
         self._crm_rate: float | None = None
         self._quota_left: float | None = None
+        self._quota_at = -math.inf
         self._quota_until = -math.inf
+        self._quota_window = 1.0
+        self._quota_refill = 0.0
+        self._quota_restored = 1.0
 
     @property
     def unlimited(self) -> bool:
@@ -221,11 +231,21 @@ class GroupRateLimiter:
                 if wait <= 0.0:
                     if not math.isinf(self.current_rate_per_s):
                         self._tokens = max(0.0, self._tokens - 1.0)
-                    if self._quota_left is not None and now < self._quota_until:
+                    if self._quota_left is not None:
                         self._quota_left -= 1.0
                     return now - started
                 self._changed.clear()
                 await self._sleep_or_change(wait)
+
+    async def wait_while_paused(self) -> None:
+        """Return once no 429 pause is in force; takes no token.
+
+        The sink's last look before a request goes out: a call that took its token before a 429
+        arrived (and then waited for a connection) must not be sent during the pause the CRM
+        asked for.
+        """
+        while (now := self._clock()) < self._paused_until:
+            await self._sleep(self._paused_until - now)
 
     def on_throttled(self, retry_after_s: float | None) -> None:
         """A 429: pause every call until the server's hint and lower the rate."""
@@ -269,9 +289,32 @@ class GroupRateLimiter:
                 self._tokens = self.burst
                 self._refilled_at = now
         if hint.remaining is not None:
+            window = min(max(hint.reset_s, 0.0), MAX_THROTTLE_PAUSE_S)
             self._quota_left = hint.remaining * self._share - hint.in_flight
-            self._quota_until = now + min(max(hint.reset_s, 0.0), MAX_THROTTLE_PAUSE_S)
+            self._quota_at = now
+            self._quota_until = now + window
+            self._quota_window = max(window, 1.0)
+            rate = self._crm_rate
+            self._quota_refill = 0.0 if rate is None else rate * self._share
+            limit = hint.limit
+            self._quota_restored = 1.0 if limit is None else max(1.0, limit * self._share)
         self._changed.set()
+
+    def _quota_now(self, now: float) -> float | None:
+        """This instance's calls left under the CRM's last word (see the module docstring)."""
+        left = self._quota_left
+        if left is None:
+            return None
+        if now >= self._quota_until:
+            left = max(left, self._quota_restored)
+            self._quota_until = now + self._quota_window
+            self._quota_at = now
+        elapsed = max(now - self._quota_at, 0.0)
+        if self._quota_refill > 0.0 and elapsed > 0.0:
+            left = min(left + self._quota_refill * elapsed, max(left, self.burst))
+        self._quota_at = now
+        self._quota_left = left
+        return left
 
     def on_success(self) -> None:
         """A call the sink accepted: add a slice of the share per second of successes."""
@@ -291,9 +334,11 @@ class GroupRateLimiter:
         if now < self._paused_until:
             return self._paused_until - now
         quota_wait = 0.0
-        left = self._quota_left
-        if left is not None and now < self._quota_until and left < 1.0 - _EPSILON:
+        left = self._quota_now(now)
+        if left is not None and left < 1.0 - _EPSILON:
             quota_wait = self._quota_until - now
+            if self._quota_refill > 0.0:
+                quota_wait = min(quota_wait, (1.0 - left) / self._quota_refill)
         rate = self.current_rate_per_s
         if math.isinf(rate):
             return quota_wait

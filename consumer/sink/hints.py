@@ -133,6 +133,11 @@ def _ietf_rate(headers: Headers) -> float | None:
     return min(rates) if rates else None
 
 
+def _x_quota(headers: Headers) -> int | None:
+    limit = _number(headers.get("X-RateLimit-Limit"))
+    return None if limit is None or limit != int(limit) else int(min(limit, 2**31))
+
+
 def _x_limit(headers: Headers, now: float | None) -> tuple[int, float] | None:
     remaining = _number(headers.get("X-RateLimit-Remaining"))
     if remaining is None or remaining != int(remaining):
@@ -150,11 +155,13 @@ def _x_limit(headers: Headers, now: float | None) -> tuple[int, float] | None:
 def quota_hint(headers: Headers, *, now: float | None = None) -> QuotaHint | None:
     """What the rate-limit headers say, for the whole client (every instance of the group),
     or None when they say nothing usable. ``now`` is the wall clock for epoch resets."""
-    limit = _ietf_limit(headers) or _x_limit(headers, now)
+    ietf = _ietf_limit(headers)
+    limit = ietf or _x_limit(headers, now)
     rate = _ietf_rate(headers)
     if limit is None and rate is None:
         return None
     if limit is None:
         return QuotaHint(remaining=None, reset_s=0.0, rate_per_s=rate)
     remaining, window = limit
-    return QuotaHint(remaining=remaining, reset_s=_capped(window), rate_per_s=rate)
+    restored = None if ietf is not None else _x_quota(headers)
+    return QuotaHint(remaining, _capped(window), rate, limit=restored)

@@ -24,7 +24,8 @@ anything else             unavailable: retry with backoff (5xx, 408, 1xx, unknow
 
 Every answer's rate-limit headers go to the limiter (:meth:`GroupRateLimiter.observe_quota`),
 and the create or second update of one write waits for a limiter token like the first request
-(the writer takes the first one): the CRM counts requests, not events.
+(the writer takes the first one): the CRM counts requests, not events. Right before a request
+goes out the sink also waits out any 429 pause that began after its token was taken.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class RequestPacer(Protocol):
     """The limiter as the sink sees it (:class:`consumer.ratelimit.GroupRateLimiter`)."""
 
     async def acquire(self) -> float: ...
+
+    async def wait_while_paused(self) -> None: ...
 
     def observe_quota(self, hint: QuotaHint) -> None: ...
 
@@ -180,8 +183,10 @@ class CrmHttpSink:
     ) -> tuple[int, bytes]:
         """POST ``body``; the status and body of a 2xx, of a 404 on the update and of a 409 on
         the create (the caller decides), else the :class:`~consumer.errors.SinkError` it means."""
-        if follow_up and self._pacer is not None:
-            await self._pacer.acquire()
+        if self._pacer is not None:
+            if follow_up:
+                await self._pacer.acquire()
+            await self._pacer.wait_while_paused()
         headers = {"Authorization": f"Bearer {self._token}", "Idempotency-Key": idempotency_key}
         self._in_flight += 1
         try:

@@ -485,3 +485,17 @@ async def test_a_huge_reset_is_capped_like_a_retry_after(clock: FakeTime) -> Non
     rate_limiter.set_share(1, 1)
     rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=86_400.0, rate_per_s=None))
     assert await clock.run(rate_limiter.acquire()) == pytest.approx(MAX_THROTTLE_PAUSE_S)
+
+
+async def test_a_call_that_took_its_token_before_a_429_waits_out_the_pause(
+    clock: FakeTime,
+) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(1, 1)
+    await clock.run(rate_limiter.acquire())  # the token is taken ...
+    rate_limiter.on_throttled(2.5)  # ... then another call's 429 arrives
+    started = clock.now
+    await clock.run(rate_limiter.wait_while_paused())
+    assert clock.now - started == pytest.approx(2.5)
+    await clock.run(rate_limiter.wait_while_paused())  # no pause: no wait
+    assert clock.now - started == pytest.approx(2.5)

@@ -172,6 +172,9 @@ class RecordingPacer:
         self.acquired += 1
         return 0.0
 
+    async def wait_while_paused(self) -> None:
+        return None
+
     def observe_quota(self, hint: QuotaHint) -> None:
         self.hints.append(hint)
 
