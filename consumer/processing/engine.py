@@ -253,10 +253,7 @@ class ProcessingEngine:
         self._paused -= lost
         offsets: list[TopicPartition] = self._call_loop(self._leave(lost, drain=True))
         if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                _log.warning("commit on revoke failed", extra={"reason": str(exc)})
+            _commit(consumer, offsets, "commit on revoke failed")
         self._observer.rebalance("revoke", len(partitions))
         _log.info(
             "partitions revoked",
@@ -296,10 +293,7 @@ class ProcessingEngine:
     def _commit_final(self, offsets: list[TopicPartition]) -> None:
         if not offsets:
             return
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            _log.warning("final commit failed", extra={"reason": str(exc)})
+        _commit(self._consumer, offsets, "final commit failed")
 
     def _call_loop(self, coroutine: Any) -> Any:
         if self._loop is None:
@@ -470,3 +464,14 @@ class ProcessingEngine:
         with contextlib.suppress(KafkaException):
             await self._on_kafka(self._consumer.close)
         self._kafka.shutdown(wait=True)
+
+
+def _commit(consumer: Consumer, offsets: list[TopicPartition], failure: str) -> None:
+    """Store, then commit, ``offsets``. Storing first matters: with auto-commit on, librdkafka
+    commits the *stored* offsets once more when the consumer closes, and an older stored offset
+    would move the committed one back (records re-read by the next owner)."""
+    try:
+        consumer.store_offsets(offsets=offsets)
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        _log.warning(failure, extra={"reason": str(exc)})

@@ -19,6 +19,7 @@ forgot; the fold compares what it no longer knows with the horizon (see :mod:`co
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -28,6 +29,7 @@ from consumer.state.versions import NO_VERSIONS, CustomerVersions, Version
 from schemas.model import InteractionCompleted
 
 META_KEY: Final = b"\x00segstream.state.meta"
+_CHANGED_PREFIX: Final = b'{"t":'
 # Evictions run when stream time has moved this share of the retention since the last run (or
 # the customer bound is passed). The walk is cheap per evicted entry, but each run also scans
 # past deleted slots of the dict: 1 % of the retention (15 minutes of a day) keeps that rare
@@ -35,6 +37,8 @@ META_KEY: Final = b"\x00segstream.state.meta"
 _SWEEP_SHARE: Final = 0.01
 # Past the customer bound, evict down to this share of it in one go, not one per new customer.
 _LOW_WATER_SHARE: Final = 0.9
+
+_log = logging.getLogger(__name__)
 
 
 def encode_versions(versions: CustomerVersions, changed_ms: int) -> bytes:
@@ -106,7 +110,15 @@ class PartitionStore:
 
     def versions(self, customer_id: str) -> CustomerVersions:
         value = self._customers.get(customer_id)
-        return NO_VERSIONS if value is None else decode_versions(value)[0]
+        if value is None:
+            return NO_VERSIONS
+        try:
+            return decode_versions(value)[0]
+        except ValueError as exc:
+            # Not written by a consumer (restored as is, decoded only now): forget it.
+            del self._customers[customer_id]
+            _log.warning("unreadable customer-state record dropped", extra={"reason": str(exc)})
+            return NO_VERSIONS
 
     def decide(self, event: InteractionCompleted) -> Decision:
         return decide(event, self.versions(event.customer_id), self._horizon)
@@ -142,11 +154,14 @@ class PartitionStore:
             keep = int(self._max_customers * _LOW_WATER_SHARE)
         eviction = Eviction(self._horizon)
         for customer_id, value in self._customers.items():
-            versions, changed_ms = decode_versions(value)
+            changed_ms = _changed_ms(value)
             if changed_ms >= cutoff and len(self._customers) - len(eviction.customer_ids) <= keep:
                 break
             eviction.customer_ids.append(customer_id)
-            newest = versions.newest
+            try:
+                newest = decode_versions(value)[0].newest
+            except ValueError:
+                continue  # nothing known to forget
             if newest is not None and (eviction.horizon is None or newest > eviction.horizon):
                 eviction.horizon = newest
         for customer_id in eviction.customer_ids:
@@ -155,7 +170,11 @@ class PartitionStore:
         return eviction
 
     def restore(self, key: bytes, value: bytes | None) -> None:
-        """Apply one changelog record, in log order. Raises ``ValueError`` for a malformed one."""
+        """Apply one changelog record, in log order. Raises ``ValueError`` for a malformed one.
+
+        The fast path (a customer's first record) only reads the change time off the front of
+        the value; the value itself is decoded when the customer's next event needs it.
+        """
         if key == META_KEY:
             if value is not None:
                 self._horizon = _later(self._horizon, decode_meta(value))
@@ -164,20 +183,30 @@ class PartitionStore:
         if value is None:
             self._customers.pop(customer_id, None)
             return
-        versions, changed_ms = decode_versions(value)
         known = self._customers.pop(customer_id, None)
-        if known is not None:
+        if known is None:
+            changed_ms = _changed_ms(value)
+        else:
             # Per attribute the larger version: a record a fenced instance wrote late can only
             # add what it knew, never take back what the partition's owner applied since.
             earlier, _ = decode_versions(known)
+            versions, changed_ms = decode_versions(value)
             merged = {
                 name: max(v for v in (earlier.get(name), versions.get(name)) if v is not None)
                 for name in {*earlier, *versions}
             }
-            versions = CustomerVersions(merged)
-            value = encode_versions(versions, changed_ms)
+            value = encode_versions(CustomerVersions(merged), changed_ms)
         self._customers[customer_id] = value
         self.observe(changed_ms)
+
+
+def _changed_ms(value: bytes) -> int:
+    """The ``t`` of a changelog value, read off its front (:func:`encode_versions` writes it
+    first); raises ``ValueError`` when the value is not one of ours."""
+    if not value.startswith(_CHANGED_PREFIX):
+        raise ValueError("not a customer-state record: no leading change time")
+    end = value.find(b",", len(_CHANGED_PREFIX))
+    return int(value[len(_CHANGED_PREFIX) : end if end >= 0 else None])
 
 
 def _later(first: Version | None, second: Version | None) -> Version | None:

@@ -118,3 +118,12 @@ def test_the_horizon_only_moves_forward_on_restore() -> None:
     store.restore(META_KEY, encode_meta(None))
     assert store.horizon == v(50)
     assert decode_meta(encode_meta(None)) is None
+
+
+def test_a_restored_record_that_only_looks_like_ours_is_dropped_when_first_read() -> None:
+    store = PartitionStore(retention_ms=DAY_MS, max_customers=100)
+    with pytest.raises(ValueError, match="customer-state record"):
+        store.restore(b"X", b'{"versions": []}')
+    store.restore(b"A", b'{"t":5,"v":"not a list of versions"}')
+    assert store.versions("A") == CustomerVersions({})
+    assert list(store) == []
