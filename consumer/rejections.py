@@ -1,6 +1,6 @@
 """Whether a rejected write is about its payload or about a sink that rejects everything.
 
-A CRM answers 400/409/410/413/415/422 when it will not take *this* payload: the record goes to
+A CRM answers 400/410/413/415/422 when it will not take *this* payload: the record goes to
 the dead-letter topic. But a misconfigured sink (``http://`` pointed at an HTTPS port, a proxy or
 an API gateway answering its own 400, a wrong API version in the base URL) answers the same to
 every request, and dead-lettering on the first answer would park every healthy event. One answer

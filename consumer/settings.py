@@ -94,7 +94,7 @@ class ConsumerSettings(BaseSettings):
     # This many consecutive transient failures (across all customers) open the circuit:
     # consumption pauses and one probe at a time tests the CRM.
     breaker_failure_threshold: int = Field(default=5, ge=1)
-    # Rejections (400/409/410/413/415/422) from this many different customers in a row, with no
+    # Rejections (400/410/413/415/422) from this many different customers in a row, with no
     # successful write between them, mean the sink is unusable (a misconfigured URL or gateway
     # answering 400 to everything), not that the messages are bad: the circuit opens and those
     # records wait instead of being dead-lettered. 0 = every rejection is dead-lettered at once.
