@@ -1,7 +1,7 @@
 """``segstream-dlq``: inspect, replay and park the consumer's dead letters.
 
 Exit codes: see :mod:`consumer.dlq.errors` (0 ok, 1 partial, 2 usage, 3 fenced, 4 Kafka,
-130 interrupted, 143 terminated).
+70 internal error, 130 interrupted, 143 terminated).
 
 Interrupting: the first SIGINT (Ctrl-C) or SIGTERM stops the run after the record at hand,
 commits the open transaction and writes the audit record; a second one exits at once (the open
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segstream-dlq",
         description="Inspect, replay and park the dead letters of segstream's consumer.",
         epilog="Exit codes: 0 ok, 1 partial, 2 usage, 3 fenced by another run, 4 Kafka error, "
-        "130 interrupted, 143 terminated.",
+        "70 internal error, 130 interrupted, 143 terminated.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="count and show dead letters; changes nothing")

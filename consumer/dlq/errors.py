@@ -11,6 +11,7 @@ code   meaning
        transaction was aborted, nothing of it is half-done
 4      Kafka: the cluster did not answer in time or a transaction failed; everything up to the
        last committed transaction stands, the rest was aborted; run the command again
+70     internal error (a bug; the traceback is in the log): as for 4, what was committed stands
 130    interrupted (Ctrl-C / SIGINT): the current transaction was committed, the run stopped
 143    terminated (SIGTERM): the same
 =====  ===========================================================================================
@@ -29,6 +30,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     FENCED = 3
     KAFKA = 4
+    INTERNAL = 70  # sysexits.h EX_SOFTWARE
     INTERRUPTED = 130
     TERMINATED = 143
 

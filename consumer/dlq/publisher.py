@@ -86,17 +86,19 @@ class TransactionalPublisher:
     def produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         self._begin()
         wire: list[tuple[str, str | bytes | None]] = list(headers)
-        while True:
-            try:
-                self._producer.produce(
-                    topic, key=key, value=value, headers=wire, on_delivery=self._delivered
-                )
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.1)
-            except KafkaException as exc:
-                self._fail("produce", exc)
-        self._producer.poll(0)
+        try:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic, key=key, value=value, headers=wire, on_delivery=self._delivered
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    self._producer.poll(0.1)
+            # poll() serves delivery reports, and raises a fatal error (fencing) as it happens.
+            self._producer.poll(0)
+        except KafkaException as exc:
+            self._fail("produce", exc)
         self.pending += 1
 
     def commit(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
@@ -126,8 +128,9 @@ class TransactionalPublisher:
             _log.warning("abort_transaction failed: %s", exc)
 
     def close(self) -> None:
+        """Abort what is open. No flush: after a commit nothing is pending, after an abort
+        nothing may be delivered, and a fenced producer can deliver nothing at all."""
         self.abort()
-        self._producer.flush(self._timeout_s)
 
     def _begin(self) -> None:
         if self._open:
@@ -159,6 +162,13 @@ class TransactionalPublisher:
 
     def _fail(self, what: str, exc: KafkaException) -> Any:
         error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError._FATAL:
+            # produce() says only "fatal"; poll() raises the fatal error itself (fenced?).
+            try:
+                self._producer.poll(0)
+            except KafkaException as fatal:
+                exc = fatal
+                error = fatal.args[0] if fatal.args else error
         text = error.str() if isinstance(error, KafkaError) else str(exc)
         if isinstance(error, KafkaError) and error.code() in _FENCED:
             self._open = False

@@ -35,6 +35,7 @@ _OUTCOMES: dict[ExitCode, Outcome] = {
     ExitCode.USAGE: "usage",
     ExitCode.FENCED: "fenced",
     ExitCode.KAFKA: "failed",
+    ExitCode.INTERNAL: "failed",
     ExitCode.INTERRUPTED: "interrupted",
     ExitCode.TERMINATED: "terminated",
 }
@@ -225,11 +226,21 @@ def _transfer(
         total = sum(w.size for w in windows.values())
         label = f"{command} (dry run)" if plan.dry_run else command
         with progress_for(total, label) as progress:
-            tally = transfer(
-                reader, windows, ledgers, plan, publisher=publisher, stop=stop, progress=progress
+            transfer(
+                reader,
+                windows,
+                ledgers,
+                plan,
+                publisher=publisher,
+                stop=stop,
+                progress=progress,
+                tally=tally,
             )
     except DlqError as exc:
         return tally, exc.exit_code, str(exc)
+    except Exception as exc:  # a bug: still audited; the open transaction is aborted below
+        _log.exception("%s failed", command)
+        return tally, ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
     finally:
         if publisher is not None:
             publisher.close()

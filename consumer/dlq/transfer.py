@@ -10,6 +10,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import copy
 import enum
 import threading
 import time
@@ -143,11 +144,20 @@ def transfer(
     publisher: TransactionalPublisher | None,
     stop: threading.Event,
     progress: Progress,
-) -> Tally:
-    """Run the plan over the windows. ``publisher`` is None exactly for a dry run."""
+    tally: Tally,
+) -> None:
+    """Run the plan over the windows, counting into ``tally``. ``publisher`` is None exactly
+    for a dry run. When a real run fails, ``tally`` holds what its last commit covered: what
+    came after was aborted."""
     if (publisher is None) != plan.dry_run:
         raise ValueError("a dry run has no publisher, a real run needs one")
-    return _Run(reader, windows, ledgers, plan, publisher=publisher, stop=stop).run(progress)
+    run = _Run(reader, windows, ledgers, plan, publisher=publisher, stop=stop, tally=tally)
+    try:
+        run.run(progress)
+    except BaseException:
+        if publisher is not None:
+            vars(tally).update(vars(copy.deepcopy(run.committed_tally)))
+        raise
 
 
 class _Run:
@@ -160,6 +170,7 @@ class _Run:
         *,
         publisher: TransactionalPublisher | None,
         stop: threading.Event,
+        tally: Tally,
     ) -> None:
         self._reader = reader
         self._windows = windows
@@ -167,12 +178,14 @@ class _Run:
         self._plan = plan
         self._publisher = publisher
         self._stop = stop
-        self._tally = Tally(superseded=0 if plan.superseded is not None else None)
+        self._tally = tally
+        tally.superseded = 0 if plan.superseded is not None else None
+        self.committed_tally = copy.deepcopy(tally)  # what the last commit covered
         self._origins: set[tuple[str, int, int]] = set()
         self._pacer = Pacer(plan.rate_per_s)
         self._committed = {p: ledgers[p].commit() for p in windows}
 
-    def run(self, progress: Progress) -> Tally:
+    def run(self, progress: Progress) -> None:
         tally = self._tally
         expected = {p: w.start for p, w in self._windows.items()}
         for item in self._reader.read(self._windows, self._stop):
@@ -197,7 +210,6 @@ class _Run:
         if tally.stopped is None and self._stop.is_set():
             tally.stopped = StopReason.SIGNAL
         self._commit()
-        return tally
 
     def _commit(self) -> None:
         current = {p: self._ledgers[p].commit() for p in self._windows}
@@ -208,6 +220,7 @@ class _Run:
         offsets = [TopicPartition(topic, p, *current[p]) for p in sorted(current)]
         publisher.commit(offsets, self._reader.consumer.consumer_group_metadata())
         self._committed = current
+        self.committed_tally = copy.deepcopy(self._tally)
 
     def _handle(self, message: Message) -> StopReason | None:
         plan, tally = self._plan, self._tally

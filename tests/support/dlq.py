@@ -73,10 +73,11 @@ class DlqTool:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         self._runs += 1
-        log = (self._run_dir / f"dlq-{self._runs}.log").open("wb")
-        return subprocess.Popen(
-            self.command(*args), env={**os.environ, **self.env}, stdout=log, stderr=log
-        )
+        with (self._run_dir / f"dlq-{self._runs}.log").open("wb") as log:
+            # The child has its own copy of the descriptor; ours is closed at once.
+            return subprocess.Popen(
+                self.command(*args), env={**os.environ, **self.env}, stdout=log, stderr=log
+            )
 
     def audit_records(self) -> list[dict[str, Any]]:
         return [json.loads(m.value() or b"") for m in read_all(self.bootstrap, self.audit_topic)]
