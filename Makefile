@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean bench-consumer bench-bridge
+.PHONY: run test test-fast lint format clean bench-consumer bench-bridge bench-state
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 ## bench-consumer: segstream's consumer vs a naive one-at-a-time consumer and a bare aiohttp client
 bench-consumer: $(STAMP)
 	$(BIN)/python -m bench.consumer
+
+## bench-state: customer-state memory per customer and restore time, 1,000,000 customers
+bench-state: $(STAMP)
+	$(BIN)/python -m bench.state $(BENCH_ARGS)
 
 ## bench-bridge: durable 202/s of the bridge vs the same app without Kafka (vegeta; not in `test`)
 bench-bridge: $(STAMP)

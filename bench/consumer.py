@@ -27,15 +27,25 @@ import aiohttp
 from confluent_kafka import Consumer
 
 from bench.common import create_topic, kafka_cluster, machine, service
+from consumer.pipeline import customer_update
+from consumer.sink import CustomerUpdate
 from consumer.sink.http import update_body
+from consumer.state import decide
+from consumer.state.versions import NO_VERSIONS
 from sandbox.kafka.broker import free_port
 from sandbox.records import interleaved_events, produce
 from schemas.codec import EventCodec
+from schemas.model import InteractionCompleted
 
 LATENCY_MS = 20.0
 CUSTOMERS = 1000
 PARTITIONS = 12
 CONCURRENCY = 100  # the consumer's crm_max_connections; the bare client uses the same
+
+
+def first_update(event: InteractionCompleted) -> CustomerUpdate:
+    """The write segstream makes for a customer's first event: every attribute it carries."""
+    return customer_update(event, decide(event, NO_VERSIONS, None), event.event_id)
 
 
 def sim_writes(url: str) -> int:
@@ -76,7 +86,7 @@ def naive(bootstrap: str, topic: str, crm: str, token: str, seconds: float) -> f
         event = codec.decode(message.value() or b"")
         response = session.post(
             crm + "/v1/customers/update",
-            json=update_body(event),
+            json=update_body(first_update(event)),
             headers=headers | {"Idempotency-Key": event.event_id},
             timeout=5,
         )
@@ -170,7 +180,9 @@ def main() -> None:
 
         naive_rate = naive(bootstrap, topic, crm, token, args.naive_seconds)
         reset(crm)
-        bare_rate = asyncio.run(bare([(e.event_id, update_body(e)) for e in events], crm, token))
+        bare_rate = asyncio.run(
+            bare([(e.event_id, update_body(first_update(e))) for e in events], crm, token)
+        )
         reset(crm)
         segstream_rate = segstream(
             bootstrap, topic, crm, token_file=token_file, total=len(events), run_dir=work

@@ -14,6 +14,7 @@ from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
+from consumer.state import ensure_changelog_topic
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 
 _log = logging.getLogger("consumer")
@@ -36,6 +37,9 @@ def create_topics(settings: ConsumerSettings) -> None:
                 min_insync_replicas=min_isr,
             ),
         ],
+    )
+    ensure_changelog_topic(
+        settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic
     )
 
 

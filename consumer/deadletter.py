@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Message
 
 from consumer.errors import DeadLetterError
+from consumer.producing import AcknowledgedProducer, Headers
 from schemas.topics import (
     DLQ_HEADER_PREFIX,
     HEADER_DLQ_ATTEMPTS,
@@ -36,9 +35,6 @@ class Failure:
     attempts: int
     first_failure: datetime
     last_failure: datetime
-
-
-Headers = list[tuple[str, str | bytes | None]]
 
 
 def dead_letter_headers(message: Message, failure: Failure, group_id: str) -> Headers:
@@ -77,49 +73,22 @@ class DeadLetterPublisher:
     ) -> None:
         self._topic = topic
         self._group_id = group_id
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "message.timeout.ms": delivery_timeout_ms,
-                "client.id": "segstream-consumer-dlq",
-            }
+        self._producer = AcknowledgedProducer(
+            bootstrap_servers,
+            client_id="segstream-consumer-dlq",
+            delivery_timeout_ms=delivery_timeout_ms,
+            error=lambda reason: DeadLetterError(
+                f"dead-letter topic did not acknowledge: {reason}"
+            ),
         )
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="dlq-delivery", daemon=True)
-        self._thread.start()
 
     async def send(self, message: Message, failure: Failure) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def on_delivery(error: KafkaError | None, _: Any) -> None:
-            loop.call_soon_threadsafe(_settle, done, error)
-
-        self._producer.produce(
+        await self._producer.produce(
             self._topic,
             key=message.key(),
             value=message.value(),
             headers=dead_letter_headers(message, failure, self._group_id),
-            on_delivery=on_delivery,
         )
-        await done
-
-    def _serve(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.1)
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
-        self._stopping.set()
-        self._thread.join()
-
-
-def _settle(done: asyncio.Future[None], error: KafkaError | None) -> None:
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(DeadLetterError(f"dead-letter topic did not acknowledge: {error.str()}"))
+        self._producer.close(timeout)

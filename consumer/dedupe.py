@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import heapq
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Final
 
-from confluent_kafka import (
-    OFFSET_END,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
 from consumer.errors import ConfigurationError, ConsumerError
+from consumer.partition_reader import (
+    PartitionReadError,
+    read_range,
+    standalone_consumer,
+    watermarks,
+)
 from schemas.codec import EventCodec
 from schemas.errors import SchemaError
 from schemas.topics import HEADER_EVENT_ID
@@ -44,10 +42,6 @@ DEFAULT_TTL_S: Final = 3600.0
 # more than this within the TTL is under a load the TTL was not sized for, and its oldest ids
 # (the least likely to be retried) go first rather than the process running out of memory.
 DEFAULT_MAX_IDS_PER_PARTITION: Final = 500_000
-# Records per consume() call while rebuilding: large batches, since all we do is read headers.
-_REBUILD_BATCH: Final = 1_000
-# Upper bound of one consume() wait, so the deadline is checked at least this often.
-_REBUILD_POLL_S: Final = 0.5
 
 PartitionKey = tuple[str, int]
 
@@ -201,8 +195,8 @@ def rebuild_partition(
     records (header :data:`~schemas.topics.HEADER_REPLAY_COUNT`) count like any other: they were
     finished too; it is only at processing time that a replayed record bypasses dedupe.
 
-    Blocking: call it from a worker thread. It reads with a standalone consumer (assigned, never
-    subscribed, never committing), so it touches no consumer group. Raises
+    Blocking: call it from a worker thread. It reads with a standalone consumer (see
+    :mod:`consumer.partition_reader`), so it touches no consumer group. Raises
     :class:`DedupeRebuildError` (with what was read so far) when the broker cannot be read within
     ``timeout_s``. ``consumer_config`` adds client settings (security, for example).
     """
@@ -210,72 +204,49 @@ def rebuild_partition(
         return {}
     deadline = time.monotonic() + timeout_s
     codec = codec or EventCodec(topic)
-    consumer = Consumer(
-        {
-            **(consumer_config or {}),
-            "bootstrap.servers": bootstrap_servers,
-            # librdkafka wants a group id even for a consumer that only assigns; a throwaway one
-            # with commits off never creates group state on the broker.
-            "group.id": f"segstream-dedupe-rebuild-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "client.id": "segstream-dedupe-rebuild",
-        }
-    )
+    consumer = standalone_consumer(bootstrap_servers, "segstream-dedupe-rebuild", consumer_config)
     finished: dict[str, int] = {}
     try:
         start, end = _offset_range(
-            consumer, TopicPartition(topic, partition), until_offset, since_ms, deadline
+            consumer,
+            topic,
+            partition,
+            until_offset=until_offset,
+            since_ms=since_ms,
+            deadline=deadline,
         )
-        if start >= end:
-            return {}
-        consumer.assign([TopicPartition(topic, partition, start)])
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DedupeRebuildError(
-                    f"rebuilding {topic}[{partition}] up to offset {end} took over {timeout_s}s",
-                    finished,
-                )
-            for message in consumer.consume(_REBUILD_BATCH, min(remaining, _REBUILD_POLL_S)):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return finished
-                    if error.fatal() or not error.retriable():
-                        raise DedupeRebuildError(
-                            f"reading {topic}[{partition}] failed: {error.str()}", finished
-                        )
-                    continue
-                offset = message.offset() or 0
-                if offset >= end:
-                    return finished
-                _note(finished, message, codec, since_ms)
-                if offset == end - 1:
-                    return finished
+        for message in read_range(
+            consumer, topic, partition, start=start, end=end, deadline=deadline
+        ):
+            _note(finished, message, codec, since_ms)
+    except PartitionReadError as exc:
+        raise DedupeRebuildError(str(exc), finished) from exc
     finally:
         consumer.close()
+    return finished
 
 
 def _offset_range(
-    consumer: Consumer, partition: TopicPartition, until_offset: int, since_ms: int, deadline: float
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    *,
+    until_offset: int,
+    since_ms: int,
+    deadline: float,
 ) -> tuple[int, int]:
     """First offset at or after ``since_ms``, and the end of what there is to read."""
-    where = f"{partition.topic}[{partition.partition}]"
+    where = f"{topic}[{partition}]"
+    _, high = watermarks(consumer, topic, partition, deadline)
     try:
-        _, high = consumer.get_watermark_offsets(
-            partition, timeout=max(deadline - time.monotonic(), 0.001)
-        )
         [found] = consumer.offsets_for_times(
-            [TopicPartition(partition.topic, partition.partition, since_ms)],
+            [TopicPartition(topic, partition, since_ms)],
             timeout=max(deadline - time.monotonic(), 0.001),
         )
     except KafkaException as exc:
-        raise DedupeRebuildError(f"cannot locate {where}: {exc}", {}) from exc
+        raise PartitionReadError(f"cannot locate {where}: {exc}") from exc
     if found.error is not None:
-        raise DedupeRebuildError(f"cannot locate {where}: {found.error}", {})
+        raise PartitionReadError(f"cannot locate {where}: {found.error}")
     end = min(until_offset, high)
     # OFFSET_END: no record at or after since_ms, the whole partition is older than the TTL.
     start = end if found.offset == OFFSET_END else found.offset

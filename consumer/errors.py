@@ -50,5 +50,15 @@ class SinkUnusableError(SinkError):
         self.status = status
 
 
+class EventTimeError(ConsumerError):
+    """An event dated further in the future of its record than the contract allows
+    (:data:`schemas.model.MAX_CLOCK_SKEW_S`): it would win every newest-wins comparison."""
+
+
 class DeadLetterError(ConsumerError):
     """The dead-letter topic did not acknowledge a record; the consumer must stop, not skip it."""
+
+
+class StateError(ConsumerError):
+    """The customer state cannot be kept: its changelog topic is unusable or did not acknowledge.
+    The consumer stops rather than commit an offset whose state change is not durable."""

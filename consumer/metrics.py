@@ -27,7 +27,9 @@ class ConsumerMetrics:
         r = self.registry
         self.records = Counter(
             "segstream_consumer_records",
-            "Records finished, by outcome (written, duplicate, dead_lettered).",
+            "Records finished, by outcome: written; duplicate (event id seen within the dedupe "
+            "TTL, or every attribute already holds this event's value); stale (no attribute "
+            "moves forward); expired (older than the state horizon); dead_lettered.",
             ["outcome"],
             registry=r,
         )
@@ -104,6 +106,23 @@ class ConsumerMetrics:
             "segstream_consumer_rebalances",
             "Rebalance callbacks by kind (assign, revoke, lost).",
             ["kind"],
+            registry=r,
+        )
+        self.held_partitions = Gauge(
+            "segstream_consumer_held_partitions",
+            "Partitions held because a record's writer schema is unknown here (a newer producer, "
+            "or a schema registry that does not answer).",
+            registry=r,
+        )
+        self.state_customers = Gauge(
+            "segstream_consumer_state_customers",
+            "Customers whose attribute versions this instance holds in memory.",
+            registry=r,
+        )
+        self.state_restore_seconds = Histogram(
+            "segstream_consumer_state_restore_seconds",
+            "Time to read one partition's customer state back from its changelog on assignment.",
+            buckets=_WAIT_BUCKETS,
             registry=r,
         )
         self.lag = Gauge(

@@ -1,38 +1,52 @@
-"""What happens to one record: decode, dedupe, rate-limit, write with retries, or dead-letter.
+"""What happens to one record: decode, dedupe, fold into the customer's state, write, remember.
 
-Errors are sorted by whom they are about (see :mod:`consumer.errors`):
+Routing only; each step is its own module:
 
-* the message → dead-letter topic at once, the partition keeps flowing;
-* the sink being unwell → retry with backoff and jitter, blocking only this customer's key; after
-  the retry bound (counted only while the sink is otherwise healthy) → dead-letter topic;
-* the sink being unusable → the circuit breaker opens, consumption pauses, one probe at a time;
-  nothing is dead-lettered for it.
+1. decode (:mod:`schemas.codec`): bad bytes or values are dead-lettered at once; a record whose
+   writer schema is unknown holds its partition (:mod:`consumer.processing.holds`) until it can be
+   read;
+2. dedupe (:mod:`consumer.dedupe`): an event id finished within the TTL is skipped;
+3. fold (:mod:`consumer.state`): only the attributes that move the customer forward are written;
+   an event with none is skipped as ``stale``, ``duplicate`` or ``expired``;
+4. write (:mod:`consumer.writer`): breaker, rate limit, retries, dead letters;
+5. remember: the new versions go to the state changelog before the record counts as finished.
+
+A record ends in exactly one way: written, skipped (and counted), or dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Message
 
-from consumer.breaker import CircuitBreaker
-from consumer.deadletter import DeadLetterPublisher, Failure, Stage
+from consumer.deadletter import Failure, Stage
 from consumer.dedupe import DedupeIndex, DedupeRebuildError, rebuild_partition
-from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
+from consumer.errors import EventTimeError, StateError
 from consumer.metrics import ConsumerMetrics
-from consumer.processing.lease import WriteLease
-from consumer.ratelimit import GroupRateLimiter
-from consumer.retry import RetryPolicy
-from consumer.sink import Sink
+from consumer.processing.holds import PartitionHolds
+from consumer.sink import CustomerUpdate
+from consumer.state import CustomerStates, Decision
+from consumer.state.versions import epoch_ms, from_epoch_ms
+from consumer.writer import SinkWriter
 from schemas.codec import EventCodec
-from schemas.errors import EventDecodeError, EventValidationError
-from schemas.model import InteractionCompleted
+from schemas.errors import EventDecodeError, EventValidationError, WriterSchemaUnavailableError
+from schemas.model import MAX_CLOCK_SKEW_S, InteractionCompleted
 from schemas.topics import HEADER_EVENT_ID, HEADER_REPLAY_COUNT
+
+# A held record tries to read itself again after 1 s, doubling to 30 s: a registry that was
+# briefly away is noticed at once, and a record no reader here will ever know costs one cheap
+# attempt per 30 s until its partition moves to an instance that does.
+_HOLD_FIRST_RETRY_S: Final = 1.0
+_HOLD_MAX_RETRY_S: Final = 30.0
+# State restore that fails (the broker is away) is retried on the same schedule; the partition's
+# records wait, because handling them without their customers' state could write older over newer.
+_RESTORE_FIRST_RETRY_S: Final = 1.0
+_RESTORE_MAX_RETRY_S: Final = 30.0
 
 _log = logging.getLogger(__name__)
 
@@ -57,99 +71,179 @@ def record_context(message: Message) -> dict[str, Any]:
     }
 
 
-def record_timestamp_ms(message: Message) -> int:
+def record_timestamp_ms(message: Message) -> int | None:
     kind, timestamp = message.timestamp()
-    return timestamp if kind and timestamp > 0 else int(time.time() * 1000)
+    return timestamp if kind and timestamp > 0 else None
 
 
-class _RetryBudget:
-    """How much of the retry bound one record has used, and since when it has been failing."""
+def replay_count(message: Message) -> int | None:
+    """How often the dead-letter tool replayed this record; None when it is an original."""
+    raw = header_value(message, HEADER_REPLAY_COUNT)
+    if raw is None:
+        return None
+    try:
+        return max(int(raw.decode("ascii")), 1)
+    except (UnicodeDecodeError, ValueError):
+        return 1
 
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.healthy_time_s = 0.0
-        self.first_failure: datetime | None = None
 
-    def failed_once(self) -> None:
-        self.first_failure = self.first_failure or datetime.now(UTC)
-
-    def count(self, spent_s: float) -> None:
-        self.attempts += 1
-        self.healthy_time_s += spent_s
-
-    def failure(self, error: Exception, *, counted: bool = False) -> Failure:
-        now = datetime.now(UTC)
-        attempts = self.attempts + 1 if counted else self.attempts
-        return Failure("sink", error, max(attempts, 1), self.first_failure or now, now)
+def idempotency_base(event: InteractionCompleted, replays: int | None) -> str:
+    """The event id, and for the n-th replay ``{event_id}~r{n}``: a CRM that stored the error
+    answer of the first delivery under its key must see the replay as a new request."""
+    return event.event_id if replays is None else f"{event.event_id}~r{replays}"
 
 
 class RecordProcessor:
-    """The :class:`consumer.processing.engine.RecordHandler` that writes to a sink."""
+    """The :class:`consumer.processing.engine.RecordHandler` of the consumer."""
 
     def __init__(
         self,
         *,
         codec: EventCodec,
-        sink: Sink,
-        dead_letters: DeadLetterPublisher,
+        writer: SinkWriter,
+        states: CustomerStates,
         dedupe: DedupeIndex,
-        limiter: GroupRateLimiter,
-        breaker: CircuitBreaker,
-        retry: RetryPolicy,
         metrics: ConsumerMetrics,
         bootstrap_servers: str,
         dedupe_ttl_s: float,
-        max_concurrent_writes: int,
-        rng: random.Random | None = None,
+        holds: PartitionHolds | None = None,
+        hold_unknown_schemas: bool = True,
     ) -> None:
         self._codec = codec
-        self._sink = sink
-        self._dead_letters = dead_letters
+        self._writer = writer
+        self._states = states
         self._dedupe = dedupe
-        self._limiter = limiter
-        self._breaker = breaker
-        self._retry = retry
         self._metrics = metrics
         self._bootstrap_servers = bootstrap_servers
         self._dedupe_ttl_s = dedupe_ttl_s
-        self._write_slots = asyncio.Semaphore(max_concurrent_writes)
-        self._writing: set[tuple[str, int, int]] = set()
-        # Set by the engine that drives this processor; without one (unit use) writes are free.
-        self.lease: WriteLease | None = None
-        self._rng = rng or random.Random()
+        self.holds = holds or PartitionHolds()
+        self._hold_unknown_schemas = hold_unknown_schemas
 
     # RecordHandler ---------------------------------------------------------------------------
 
     async def handle(self, message: Message) -> None:
         context = record_context(message)
         topic, partition = message.topic() or "", message.partition() or 0
-        try:
-            event = self._codec.decode(message.value() or b"")
-        except (EventDecodeError, EventValidationError) as exc:
-            stage: Stage = "decode" if isinstance(exc, EventDecodeError) else "validate"
-            now = datetime.now(UTC)
-            await self._dead_letter(message, Failure(stage, exc, 1, now, now), context)
+        event = await self._read(message, context)
+        if event is None:
             return
         context["event_id"] = event.event_id
-        replayed = header_value(message, HEADER_REPLAY_COUNT) is not None
-        now_ms = int(time.time() * 1000)
-        if not replayed and self._dedupe.is_duplicate(topic, partition, event.event_id, now_ms):
-            self._metrics.dedupe_hits.inc()
-            self._metrics.records.labels("duplicate").inc()
-            _log.debug("duplicate skipped", extra=context)
+        timestamp_ms = record_timestamp_ms(message)
+        if timestamp_ms is not None and _from_the_future(event, timestamp_ms):
+            now = datetime.now(UTC)
+            error = EventTimeError(
+                f"completed_at {event.completed_at.isoformat()} is more than "
+                f"{MAX_CLOCK_SKEW_S} s after the record's timestamp"
+            )
+            await self._writer.dead_letter(
+                message, Failure("validate", error, 1, now, now), context
+            )
             return
-        written = await self._write(message, event, context)
-        self._dedupe.remember(topic, partition, event.event_id, record_timestamp_ms(message))
+        stream_time_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        replays = replay_count(message)
+        if replays is None and self._dedupe.is_duplicate(
+            topic, partition, event.event_id, stream_time_ms
+        ):
+            self._metrics.dedupe_hits.inc()
+            self._finish("duplicate", context)
+            return
+        decision = self._states.decide(partition, event, stream_time_ms)
+        if decision.outcome != "forward":
+            self._dedupe.remember(topic, partition, event.event_id, stream_time_ms)
+            self._finish(decision.outcome, context)
+            return
+        update = customer_update(event, decision, idempotency_base(event, replays))
+        written = await self._writer.write(message, update, context)
         if written:
-            self._metrics.records.labels("written").inc()
+            await self._states.applied(partition, event.customer_id, decision.versions)
             age = (datetime.now(UTC) - event.completed_at).total_seconds()
             self._metrics.event_age.observe(max(age, 0.0))
             # DEBUG: at thousands of events per second a line per success costs more CPU than
             # the rest of the pipeline and tells nothing the metrics do not; failures, dead
             # letters and state changes are logged at INFO and above.
-            _log.debug("event written", extra=context)
+            self._finish("written", context, attributes=sorted(update.attributes))
+        self._dedupe.remember(topic, partition, event.event_id, stream_time_ms)
 
     async def prepare_partition(self, topic: str, partition: int, committed: int | None) -> None:
+        """Restore the partition's customer state and rebuild its recent event ids."""
+        await asyncio.gather(
+            self._restore_state(partition), self._rebuild_dedupe(topic, partition, committed)
+        )
+
+    def assignment_changed(self, assigned: int, total: int) -> None:
+        self._writer.limiter.set_share(assigned, total)
+        self._metrics.assigned.set(assigned)
+        self._metrics.limiter_rate.set(self._writer.limiter.current_rate_per_s)
+
+    def is_writing(self, topic: str, partition: int, offset: int) -> bool:
+        return self._writer.is_writing(topic, partition, offset)
+
+    def partition_dropped(self, topic: str, partition: int) -> None:
+        self._dedupe.drop_partition(topic, partition)
+        self._states.drop(partition)
+        self._metrics.forget_partition(topic, partition)
+        self._metrics.state_customers.set(self._states.customers())
+
+    # steps ----------------------------------------------------------------------------------
+
+    async def _read(self, message: Message, context: dict[str, Any]) -> InteractionCompleted | None:
+        """The event; None once the record is dead-lettered. Waits while the schema is unknown."""
+        where = (message.topic() or "", message.partition() or 0)
+        holder = message.offset()
+        delay = _HOLD_FIRST_RETRY_S
+        try:
+            while True:
+                try:
+                    return self._codec.decode(message.value() or b"")
+                except WriterSchemaUnavailableError as exc:
+                    if not self._hold_unknown_schemas:
+                        now = datetime.now(UTC)
+                        failure = Failure("decode", exc, 1, now, now)
+                        await self._writer.dead_letter(message, failure, context)
+                        return None
+                    if self.holds.hold(where, holder, str(exc)):
+                        self._metrics.held_partitions.set(len(self.holds))
+                    _log.warning(
+                        "record unreadable for now; partition held",
+                        extra={**context, "reason": str(exc), "retry_in_s": delay},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _HOLD_MAX_RETRY_S)
+                except (EventDecodeError, EventValidationError) as exc:
+                    stage: Stage = "decode" if isinstance(exc, EventDecodeError) else "validate"
+                    now = datetime.now(UTC)
+                    await self._writer.dead_letter(
+                        message, Failure(stage, exc, 1, now, now), context
+                    )
+                    return None
+        finally:
+            if self.holds.release(where, holder):
+                self._metrics.held_partitions.set(len(self.holds))
+                _log.info("partition no longer held", extra=context)
+
+    def _finish(self, outcome: str, context: dict[str, Any], **extra: Any) -> None:
+        self._metrics.records.labels(outcome).inc()
+        _log.debug("record %s", outcome, extra={**context, **extra})
+
+    async def _restore_state(self, partition: int) -> None:
+        delay = _RESTORE_FIRST_RETRY_S
+        while True:
+            try:
+                started = time.monotonic()
+                await self._states.restore(partition)
+            except StateError as exc:
+                _log.error(
+                    "customer state restore failed; the partition waits",
+                    extra={"partition": partition, "reason": str(exc), "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RESTORE_MAX_RETRY_S)
+            else:
+                self._metrics.state_restore_seconds.observe(time.monotonic() - started)
+                self._metrics.state_customers.set(self._states.customers())
+                return
+
+    async def _rebuild_dedupe(self, topic: str, partition: int, committed: int | None) -> None:
         """Rebuild the partition's recent event ids from the partition itself (dedupe across
         restarts and rebalances without an external store)."""
         if committed is None or committed <= 0:
@@ -167,7 +261,8 @@ class RecordProcessor:
                 codec=self._codec,
             )
         except DedupeRebuildError as exc:
-            # Part of the history is better than none; the CRM's Idempotency-Key covers the rest.
+            # Part of the history is better than none; the customer state and the CRM's
+            # Idempotency-Key catch the rest.
             _log.warning(
                 "dedupe history incomplete",
                 extra={
@@ -190,116 +285,17 @@ class RecordProcessor:
             },
         )
 
-    def assignment_changed(self, assigned: int, total: int) -> None:
-        self._limiter.set_share(assigned, total)
-        self._metrics.assigned.set(assigned)
-        self._metrics.limiter_rate.set(self._limiter.current_rate_per_s)
 
-    def is_writing(self, topic: str, partition: int, offset: int) -> bool:
-        return (topic, partition, offset) in self._writing
+def _from_the_future(event: InteractionCompleted, record_timestamp_ms: int) -> bool:
+    return epoch_ms(event.completed_at) > record_timestamp_ms + MAX_CLOCK_SKEW_S * 1000
 
-    def partition_dropped(self, topic: str, partition: int) -> None:
-        self._dedupe.drop_partition(topic, partition)
-        self._metrics.forget_partition(topic, partition)
 
-    # writing ------------------------------------------------------------------------------
-
-    async def _write(
-        self, message: Message, event: InteractionCompleted, context: dict[str, Any]
-    ) -> bool:
-        """True when written; False when dead-lettered. Never gives up while the sink is down."""
-        retries = _RetryBudget()
-        while True:
-            gate_started = time.monotonic()
-            await self._breaker.wait_until_closed_or_probe()
-            self._metrics.limiter_wait.observe(await self._limiter.acquire())
-            self._metrics.limiter_rate.set(self._limiter.current_rate_per_s)
-            started = time.perf_counter()
-            try:
-                await self._send(message, event)
-            except SinkRejectedError as exc:
-                self._observe_write("rejected", started, exc.status)
-                self._breaker.record_success()  # it answered: it is healthy, the payload is not
-                await self._dead_letter(message, retries.failure(exc, counted=True), context)
-                return False
-            except SinkUnusableError as exc:
-                self._observe_write("unusable", started, exc.status)
-                self._breaker.trip(str(exc))
-                _log.error("sink unusable; pausing", extra={**context, "reason": str(exc)})
-            except SinkUnavailableError as exc:
-                self._observe_write("unavailable", started, exc.status)
-                delay = self._after_unavailable(exc, retries, time.monotonic() - gate_started)
-                if delay is None:
-                    await self._dead_letter(message, retries.failure(exc), context)
-                    return False
-                _log.warning(
-                    "sink write failed; retrying",
-                    extra={
-                        **context,
-                        "reason": str(exc),
-                        "attempt": retries.attempts,
-                        "retry_in_s": round(delay, 3),
-                    },
-                )
-                await asyncio.sleep(delay)
-            else:
-                self._observe_write("ok", started, None)
-                self._breaker.record_success()
-                self._limiter.on_success()
-                return True
-
-    async def _send(self, message: Message, event: InteractionCompleted) -> None:
-        position = (message.topic() or "", message.partition() or 0, message.offset() or 0)
-        if self.lease is not None:
-            await self.lease.held()
-        async with self._write_slots:
-            self._writing.add(position)
-            try:
-                await self._sink.write(event)
-            finally:
-                self._writing.discard(position)
-
-    def _after_unavailable(
-        self, error: SinkUnavailableError, retries: _RetryBudget, spent_s: float
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or None when the retry budget is spent."""
-        retries.failed_once()
-        if error.status == 429:
-            # Throttling says "slower", not "broken": the limiter pauses every call until
-            # Retry-After and lowers the rate. It does not count towards the record's bound.
-            self._metrics.throttled.inc()
-            self._limiter.on_throttled(error.retry_after)
-            return 0.0
-        breaker_was_closed = self._breaker.state == "closed"
-        self._breaker.record_failure()
-        if breaker_was_closed and self._breaker.state == "closed":
-            # Only failures while the CRM serves others are this record's problem; during an
-            # outage the breaker opens and no attempt is counted.
-            retries.count(spent_s)
-        if self._retry.exhausted(retries.attempts, retries.healthy_time_s):
-            return None
-        self._metrics.retries.inc()
-        return self._retry.delay_with_hint(max(retries.attempts, 1), error.retry_after, self._rng)
-
-    def _observe_write(self, result: str, started: float, status: int | None) -> None:
-        self._metrics.sink_latency.labels(result).observe(time.perf_counter() - started)
-        if result != "ok":
-            self._metrics.sink_errors.labels(result, str(status or "none")).inc()
-
-    async def _dead_letter(
-        self, message: Message, failure: Failure, context: dict[str, Any]
-    ) -> None:
-        await self._dead_letters.send(message, failure)
-        reason = type(failure.error).__name__
-        self._metrics.dead_letters.labels(failure.stage, reason).inc()
-        self._metrics.records.labels("dead_lettered").inc()
-        _log.warning(
-            "record dead-lettered",
-            extra={
-                **context,
-                "stage": failure.stage,
-                "error_class": reason,
-                "reason": str(failure.error)[:300],
-                "attempts": failure.attempts,
-            },
-        )
+def customer_update(event: InteractionCompleted, decision: Decision, key: str) -> CustomerUpdate:
+    """What the sink is asked to write for ``event`` once ``decision`` says it moves forward."""
+    return CustomerUpdate(
+        customer_id=event.customer_id,
+        attributes=decision.forward,
+        last_updated=from_epoch_ms(decision.last_updated_ms),
+        idempotency_key=key,
+        event_id=event.event_id,
+    )

@@ -12,10 +12,13 @@ from consumer.dedupe import DedupeIndex
 from consumer.metrics import ConsumerMetrics
 from consumer.pipeline import RecordProcessor
 from consumer.processing.engine import EngineLimits, ProcessingEngine
+from consumer.processing.holds import PartitionHolds
 from consumer.ratelimit import GroupRateLimiter
 from consumer.retry import RetryPolicy
 from consumer.settings import ConsumerSettings
 from consumer.sink.http import CrmHttpSink
+from consumer.state import CustomerStates, KafkaChangelog, ensure_changelog_topic
+from consumer.writer import SinkWriter
 from schemas.codec import EventCodec
 
 _log = logging.getLogger(__name__)
@@ -66,11 +69,9 @@ class ConsumerService:
             delivery_timeout_ms=settings.dead_letter_timeout_ms,
         )
         self._breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold)
-        processor = RecordProcessor(
-            codec=EventCodec(settings.topic, registry),
+        self._writer = SinkWriter(
             sink=self._sink,
             dead_letters=self._dead_letters,
-            dedupe=DedupeIndex(ttl_s=settings.dedupe_ttl_s),
             limiter=GroupRateLimiter(settings.crm_rate_limit_per_s, settings.crm_rate_burst),
             breaker=self._breaker,
             retry=RetryPolicy(
@@ -80,9 +81,31 @@ class ConsumerService:
                 max_elapsed_s=settings.retry_max_elapsed_s,
             ),
             metrics=self.metrics,
+            max_concurrent_writes=settings.crm_max_connections,
+        )
+        self._changelog = KafkaChangelog(
+            settings.kafka_bootstrap_servers,
+            settings.state_changelog_topic,
+            delivery_timeout_ms=settings.state_changelog_timeout_ms,
+            read_timeout_s=settings.state_restore_timeout_s,
+        )
+        holds = PartitionHolds()
+        processor = RecordProcessor(
+            codec=EventCodec(
+                settings.topic, registry, known_writer_schemas=settings.writer_schemas()
+            ),
+            writer=self._writer,
+            states=CustomerStates(
+                self._changelog,
+                retention_ms=round(settings.state_retention_s * 1000),
+                max_customers_per_partition=settings.state_max_customers_per_partition,
+            ),
+            dedupe=DedupeIndex(ttl_s=settings.dedupe_ttl_s),
+            metrics=self.metrics,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             dedupe_ttl_s=settings.dedupe_ttl_s,
-            max_concurrent_writes=settings.crm_max_connections,
+            holds=holds,
+            hold_unknown_schemas=settings.unknown_writer_schema == "hold",
         )
         self._engine = ProcessingEngine(
             consumer_config(settings),
@@ -95,8 +118,9 @@ class ConsumerService:
                 shutdown_drain_s=settings.shutdown_drain_s,
                 lease_validity_s=settings.session_timeout_ms / 1000 / 2,
             ),
+            holds=holds,
         )
-        processor.lease = self._engine.lease
+        self._writer.lease = self._engine.lease
         self._breaker.on_state_change = self._circuit_changed
 
     def _circuit_changed(self, state: str) -> None:
@@ -106,8 +130,18 @@ class ConsumerService:
         _log.warning("sink circuit %s", state, extra={"circuit": state})
 
     async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
         try:
+            # Before the first assignment: state read from a topic that is not co-partitioned
+            # with the input would belong to other customers.
+            await asyncio.to_thread(
+                ensure_changelog_topic,
+                settings.kafka_bootstrap_servers,
+                settings.topic,
+                settings.state_changelog_topic,
+            )
             await self._engine.run(stop)
         finally:
             await self._sink.close()
             await asyncio.to_thread(self._dead_letters.close)
+            await asyncio.to_thread(self._changelog.close)

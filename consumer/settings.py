@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer.errors import ConfigurationError
+from consumer.state.changelog import changelog_topic_name
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
 
@@ -29,6 +32,14 @@ class ConsumerSettings(BaseSettings):
     topic: str = INTERACTIONS_TOPIC
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     schema_registry_url: str | None = None
+    # Avro schema files (.avsc) of contract versions newer than this release ships, comma-
+    # separated: during a rolling upgrade where producers moved first, a consumer told of the
+    # new writer schema reads its records instead of holding their partitions.
+    writer_schema_files: str = ""
+    # A record whose writer schema is unknown holds its partition until a consumer that knows
+    # the schema takes it over. "dead-letter" is the escape hatch for an operator who has found
+    # such records to be garbage (bytes that only look like the Confluent framing, say).
+    unknown_writer_schema: Literal["hold", "dead-letter"] = "hold"
 
     # Topic creation (``segstream-consumer create-topics``); production clusters usually manage
     # topics elsewhere (deploy/ has Strimzi KafkaTopic resources with the same values).
@@ -85,6 +96,27 @@ class ConsumerSettings(BaseSettings):
     # election; short enough that a dead-letter topic that is really gone is noticed.
     dead_letter_timeout_ms: int = Field(default=30_000, ge=1_000)
 
+    # Customer state (per attribute, the version of the newest value the CRM holds) lives in a
+    # compacted changelog topic co-partitioned with the input; default
+    # "{group_id}-customer-state-changelog", created like the input topic when missing.
+    state_topic: str | None = None
+    # State of a customer that did not change for this long (in stream time: record timestamps)
+    # is forgotten. Older events for a forgotten customer cannot be ordered any more and are
+    # skipped as "expired". The platform's event bridge redelivers for up to 24 h and dead
+    # letters are usually replayed within days: a week covers both with room.
+    state_retention_s: float = Field(default=7 * 86_400.0, ge=86_400.0)
+    # A hard bound per partition on top of the retention; past it the least recently changed
+    # customers are forgotten first. bench/state measures ~400 bytes of memory per customer, so
+    # 250,000 is ~100 MB per partition: an instance that owns all 12 partitions of a busy topic
+    # stays within a 2 GiB container. Raise it with the memory limit when a week of customers
+    # does not fit (expired events are the sign).
+    state_max_customers_per_partition: int = Field(default=250_000, ge=1)
+    # Like the dead-letter timeout: a state change not acknowledged in this time stops the
+    # consumer (its offset must not be committed without the state that goes with it).
+    state_changelog_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # One attempt to read a partition's changelog on assignment; a failed one is retried.
+    state_restore_timeout_s: float = Field(default=300.0, gt=0)
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)
 
@@ -93,6 +125,19 @@ class ConsumerSettings(BaseSettings):
         if self.crm_token is not None and self.crm_token_file is not None:
             raise ValueError("set crm_token or crm_token_file, not both")
         return self
+
+    def writer_schemas(self) -> list[dict[str, Any]]:
+        schemas = []
+        for name in filter(None, (part.strip() for part in self.writer_schema_files.split(","))):
+            try:
+                schemas.append(json.loads(Path(name).read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot read writer schema file {name}: {exc}") from exc
+        return schemas
+
+    @property
+    def state_changelog_topic(self) -> str:
+        return self.state_topic or changelog_topic_name(self.group_id)
 
     def bearer_token(self) -> str:
         if self.crm_token_file is not None:

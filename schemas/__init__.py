@@ -1,7 +1,13 @@
 """The segstream contract: the event model, its Avro schemas and codec, topic and header names."""
 
 from schemas.codec import EventCodec, fingerprint, interaction_completed_schema
-from schemas.errors import EventDecodeError, EventEncodeError, EventValidationError, SchemaError
+from schemas.errors import (
+    EventDecodeError,
+    EventEncodeError,
+    EventValidationError,
+    SchemaError,
+    WriterSchemaUnavailableError,
+)
 from schemas.model import Channel, InteractionCompleted, default_event_id
 
 __all__ = [
@@ -12,6 +18,7 @@ __all__ = [
     "EventValidationError",
     "InteractionCompleted",
     "SchemaError",
+    "WriterSchemaUnavailableError",
     "default_event_id",
     "fingerprint",
     "interaction_completed_schema",

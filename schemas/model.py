@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,12 @@ from pydantic import (
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# How far in the future of the clock that receives it an interaction's completion time may lie.
+# Five minutes is the clock skew Standard Webhooks tolerates for a signature's timestamp. An event
+# dated further ahead would win every newest-wins comparison until that time came, freezing the
+# customer's attributes: the bridge refuses it (422) and the consumer dead-letters it (checked
+# against the record's timestamp).
+MAX_CLOCK_SKEW_S: Final = 300
 
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
@@ -85,6 +91,10 @@ class InteractionCompleted(BaseModel):
 
     The seed's camelCase names (``customerId``, ``startTime``, ...) are accepted as aliases so a
     payload in the sender's vocabulary validates directly.
+
+    Contract v2: ``interaction_summary``, ``sentiment_score`` and ``tags`` feed the customer's CRM
+    attributes, and ``None`` means the event does not carry that attribute (the customer keeps
+    the value of the newest event that did). Only ``tags`` can be carried empty (``[]`` clears).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -117,7 +127,8 @@ class InteractionCompleted(BaseModel):
         allow_inf_nan=False,
         validation_alias=AliasChoices("sentiment_score", "sentimentScore"),
     )
-    tags: list[Tag] = Field(max_length=MAX_TAGS)
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    """``None``: the event does not carry tags (the CRM keeps its own); ``[]``: it clears them."""
     caller_id: str | None = Field(
         default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
     )

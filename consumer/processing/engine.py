@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.processing.holds import PartitionHolds
 from consumer.processing.keyqueues import KeyedQueues
 from consumer.processing.lease import WriteLease
 from consumer.processing.progress import PartitionProgress
@@ -119,8 +120,11 @@ class ProcessingEngine:
         handler: RecordHandler,
         observer: EngineObserver,
         limits: EngineLimits | None = None,
+        *,
+        holds: PartitionHolds | None = None,
     ) -> None:
         self._topic = topic
+        self._holds = holds or PartitionHolds()
         self._handler = handler
         self._observer = observer
         self._limits = limits or EngineLimits()
@@ -133,7 +137,11 @@ class ProcessingEngine:
         self._paused_for_backpressure = False
         self._paused_for_sink = False
         self._has_room = asyncio.Event()
-        self._applied_pause = False  # what the Kafka thread last applied
+        # What the Kafka thread last applied: everything paused (circuit open, hard limit), and
+        # which partitions are paused now (all of them, or the held ones).
+        self._applied_pause = False
+        self._applied_held: frozenset[Partition] = frozenset()
+        self._paused: set[Partition] = set()
         self._fatal: BaseException | None = None
         self._total_partitions = 0
         self._started: dict[asyncio.Task[None], _Record] = {}
@@ -177,7 +185,9 @@ class ProcessingEngine:
 
     # ----------------------------------------------------------------------- Kafka thread
 
-    def _cycle(self, to_store: list[TopicPartition], pause: bool, room: int) -> list[Message]:
+    def _cycle(
+        self, to_store: list[TopicPartition], pause: tuple[bool, frozenset[Partition]], room: int
+    ) -> list[Message]:
         if self._partition_count_stale:
             self._partition_count_stale = False
             self._refresh_partition_count()
@@ -186,11 +196,7 @@ class ProcessingEngine:
                 self._consumer.store_offsets(offsets=to_store)
             except KafkaException as exc:  # a partition revoked since the list was built
                 _log.debug("offset store skipped", extra={"reason": str(exc)})
-        if pause != self._applied_pause:
-            assignment = self._consumer.assignment()
-            (self._consumer.pause if pause else self._consumer.resume)(assignment)
-            self._applied_pause = pause
-            self._observer.paused_partitions(len(assignment) if pause else 0)
+        self._apply_pauses(*pause)
         # consume(n, timeout) waits for n records or the timeout, so a trickle would sit in the
         # client for the whole timeout: block only for the first record, then take what is there.
         first = self._consumer.poll(_POLL_TIMEOUT_S)
@@ -201,6 +207,23 @@ class ProcessingEngine:
             [first, *self._consumer.consume(min(_MAX_BATCH, room) - 1, 0)] if room > 1 else [first]
         )
 
+    def _apply_pauses(self, pause_all: bool, held: frozenset[Partition]) -> None:
+        """Pause everything, or just the held partitions; resume only what this paused."""
+        if pause_all == self._applied_pause and held == self._applied_held:
+            return
+        assignment = self._consumer.assignment()
+        assigned = {(tp.topic, tp.partition): tp for tp in assignment}
+        wanted = set(assigned) if pause_all else set(held & assigned.keys())
+        to_pause = [assigned[p] for p in wanted - self._paused]
+        to_resume = [assigned[p] for p in self._paused - wanted if p in assigned]
+        if to_pause:
+            self._consumer.pause(to_pause)
+        if to_resume:
+            self._consumer.resume(to_resume)
+        self._paused = wanted
+        self._applied_pause, self._applied_held = pause_all, held
+        self._observer.paused_partitions(len(wanted))
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No list_topics() here: it is one of the client calls that must not run inside a
         # rebalance callback (it resets the client's per-thread call state and a later callback
@@ -210,7 +233,8 @@ class ProcessingEngine:
         consumer.incremental_assign(partitions)
         if self._applied_pause:
             consumer.pause(partitions)
-            self._observer.paused_partitions(len(consumer.assignment()))
+            self._paused.update((tp.topic, tp.partition) for tp in partitions)
+            self._observer.paused_partitions(len(self._paused))
         positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
         self._call_loop(self._assigned(positions))
         self._partition_count_stale = True
@@ -226,12 +250,10 @@ class ProcessingEngine:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._paused -= lost
         offsets: list[TopicPartition] = self._call_loop(self._leave(lost, drain=True))
         if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                _log.warning("commit on revoke failed", extra={"reason": str(exc)})
+            _commit(consumer, offsets, "commit on revoke failed")
         self._observer.rebalance("revoke", len(partitions))
         _log.info(
             "partitions revoked",
@@ -246,6 +268,7 @@ class ProcessingEngine:
         # Another member may own them already: committing now could move its offsets backwards
         # or forwards under it, so drop everything and commit nothing.
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._paused -= lost
         self._call_loop(self._leave(lost, drain=False))
         self._observer.rebalance("lost", len(partitions))
         _log.warning(
@@ -270,10 +293,7 @@ class ProcessingEngine:
     def _commit_final(self, offsets: list[TopicPartition]) -> None:
         if not offsets:
             return
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            _log.warning("final commit failed", extra={"reason": str(exc)})
+        _commit(self._consumer, offsets, "final commit failed")
 
     def _call_loop(self, coroutine: Any) -> Any:
         if self._loop is None:
@@ -406,8 +426,9 @@ class ProcessingEngine:
             self._paused_for_backpressure = False
         self._observer.in_flight(self._in_flight)
 
-    def _wants_pause(self) -> bool:
-        return self._paused_for_backpressure or self._paused_for_sink
+    def _wants_pause(self) -> tuple[bool, frozenset[Partition]]:
+        """(pause every partition, the partitions held by a record that cannot be read yet)."""
+        return self._paused_for_backpressure or self._paused_for_sink, self._holds.held()
 
     def _safe_positions(self) -> list[TopicPartition]:
         positions = []
@@ -443,3 +464,14 @@ class ProcessingEngine:
         with contextlib.suppress(KafkaException):
             await self._on_kafka(self._consumer.close)
         self._kafka.shutdown(wait=True)
+
+
+def _commit(consumer: Consumer, offsets: list[TopicPartition], failure: str) -> None:
+    """Store, then commit, ``offsets``. Storing first matters: with auto-commit on, librdkafka
+    commits the *stored* offsets once more when the consumer closes, and an older stored offset
+    would move the committed one back (records re-read by the next owner)."""
+    try:
+        consumer.store_offsets(offsets=offsets)
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        _log.warning(failure, extra={"reason": str(exc)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from typing import Any, Final
@@ -9,30 +10,42 @@ from typing import Any, Final
 import aiohttp
 
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
-from schemas.model import InteractionCompleted
+from consumer.sink.base import CustomerUpdate
 
 UPDATE_PATH: Final = "/v1/customers/update"
 CREATE_PATH: Final = "/v1/customers"
 # Statuses that say "this payload is wrong": retrying the same bytes cannot succeed.
 _REJECTED: Final = frozenset({400, 409, 410, 413, 415, 422})
 _UNUSABLE: Final = frozenset({401, 403})
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 _log = logging.getLogger(__name__)
 
 
-def update_body(event: InteractionCompleted) -> dict[str, Any]:
-    """The seed's payload. ``last_updated`` is the interaction's completion time, not "now", so a
-    retried or replayed write sends the same bytes and the CRM's idempotency check holds."""
+def update_body(update: CustomerUpdate) -> dict[str, Any]:
+    """The seed's payload with only the attributes that move forward (the CRM leaves the others
+    as they are, as a PATCH does). ``last_updated`` is a time of the customer's events, not
+    "now", so a retried or replayed write sends the same bytes and the CRM's idempotency holds."""
     return {
-        "id": event.customer_id,
-        "attributes": {
-            "last_interaction_summary": event.interaction_summary,
-            "sentiment": event.sentiment_score,
-            "segmentation_tags": list(event.tags),
-        },
-        "last_updated": event.completed_at.isoformat(timespec="milliseconds").replace(
+        "id": update.customer_id,
+        "attributes": dict(update.attributes),
+        "last_updated": update.last_updated.isoformat(timespec="milliseconds").replace(
             "+00:00", "Z"
         ),
     }
+
+
+def request_key(base: str, step: str = "") -> str:
+    """The Idempotency-Key of one request: ``base`` plus the step (``:create``, ``:update``).
+
+    The IETF Idempotency-Key draft makes the header a Structured Field string (printable ASCII)
+    and CRMs commonly cap it at 255 characters (Stripe). An id outside that, which the bridge no
+    longer lets in but an old record may hold, is replaced by its SHA-256, deterministically, so
+    retries still share the key.
+    """
+    key = base + step
+    if len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH and all(" " <= c <= "~" for c in key):
+        return key
+    return "sha256-" + hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest() + step
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -70,19 +83,22 @@ class CrmHttpSink:
             )
         return self._session
 
-    async def write(self, event: InteractionCompleted) -> None:
-        status = await self._post(UPDATE_PATH, update_body(event), event.event_id)
+    async def write(self, update: CustomerUpdate) -> None:
+        key = update.idempotency_key
+        status = await self._post(UPDATE_PATH, update_body(update), request_key(key))
         if status != 404:
             return
-        # The seed's Edge Case 2: the customer is not in the CRM yet. Create, then update; a 409
-        # on create means another writer created it meanwhile, which is just as good.
-        body = update_body(event)
-        create = {"id": event.customer_id, "attributes": body["attributes"]}
-        await self._post(CREATE_PATH, create, f"{event.event_id}:create", tolerate={409})
-        status = await self._post(UPDATE_PATH, body, event.event_id)
+        # The seed's Edge Case 2: the customer is not in the CRM yet. Create it with the
+        # attributes instead; a 409 means another writer created it meanwhile: update it then,
+        # under a key of its own (a CRM may have stored the 404 under the first one).
+        create = {"id": update.customer_id, "attributes": dict(update.attributes)}
+        status = await self._post(CREATE_PATH, create, request_key(key, ":create"), tolerate={409})
+        if status != 409:
+            return
+        status = await self._post(UPDATE_PATH, update_body(update), request_key(key, ":update"))
         if status == 404:
             raise SinkUnavailableError(
-                "customer still unknown right after it was created", status=404
+                "customer still unknown right after the CRM said it exists", status=404
             )
 
     async def _post(

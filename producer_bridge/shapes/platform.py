@@ -205,7 +205,9 @@ def to_event(envelope: PlatformEnvelope, key_fields: Sequence[str]) -> Interacti
         started_at=body.event_time,
         completed_at=body.event_time,
         interaction_summary=body.wrapup_code if kind is ConversationEventKind.ACW else None,
-        tags=[],
+        # The platform's events know nothing of segmentation tags: not carried, so the
+        # customer's tags are left as they are (an Architect flow's tags: [] would clear them).
+        tags=None,
         caller_id=_phone_number(body.ani),
         queue_id=body.queue_id,
         agent_id=body.user_id,

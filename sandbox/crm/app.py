@@ -419,9 +419,7 @@ async def _update_customer(request: web.Request) -> web.Response:
             if not state.settings.auto_create:
                 return 404, error_body("customer_not_found", f"no customer with id {update.id!r}")
             store.create_customer(update.id, EMPTY_ATTRIBUTES)
-        customer = store.update_customer(
-            update.id, update.attributes.model_dump(), update.last_updated
-        )
+        customer = store.update_customer(update.id, update.attributes.given(), update.last_updated)
         store.log_write(
             customer_id=update.id,
             idempotency_key=key,
@@ -446,9 +444,8 @@ async def _create_customer(request: web.Request) -> web.Response:
         store = state.store
         if store.customer(create.id) is not None:
             return 409, error_body("customer_exists", f"customer {create.id!r} already exists")
-        attributes = (
-            create.attributes.model_dump() if create.attributes is not None else EMPTY_ATTRIBUTES
-        )
+        given = create.attributes.given() if create.attributes is not None else {}
+        attributes = {**EMPTY_ATTRIBUTES, **given}
         customer = store.create_customer(create.id, attributes)
         store.log_write(
             customer_id=create.id,

@@ -7,9 +7,16 @@ fields (a typo in a field name is an error, not a silently dropped value), every
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from sandbox.crm.store import JsonObject
@@ -47,13 +54,30 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class Attributes(BaseModel):
-    """A customer's segmentation attributes; an update replaces all of them."""
+    """A customer's segmentation attributes. An update sets the ones it names and leaves the
+    others as they are, as the update (PATCH) endpoints of real CRMs do (HubSpot's
+    ``PATCH /crm/v3/objects/contacts/{id}``, Salesforce's sObject PATCH): a client that knows one
+    attribute must not have to resend, or erase, the others. Naming none is an error."""
 
     model_config = _STRICT
 
-    last_interaction_summary: str | None
-    sentiment: Sentiment | None
-    segmentation_tags: list[str]
+    last_interaction_summary: str | None = None
+    sentiment: Sentiment | None = None
+    segmentation_tags: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _names_one(self) -> Self:
+        if not self.model_fields_set:
+            msg = "must name at least one attribute"
+            raise ValueError(msg)
+        if "segmentation_tags" in self.model_fields_set and self.segmentation_tags is None:
+            msg = "segmentation_tags must be a list ([] clears the tags), not null"
+            raise ValueError(msg)
+        return self
+
+    def given(self) -> JsonObject:
+        """The attributes the request names, with their values."""
+        return self.model_dump(include=self.model_fields_set)
 
 
 # What a customer created without attributes holds.

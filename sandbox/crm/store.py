@@ -165,9 +165,10 @@ class CrmStore:
     def update_customer(
         self, customer_id: str, attributes: JsonObject, last_updated: str
     ) -> Customer:
-        """Replace a customer's attributes and bump its version; the customer must exist."""
+        """Set the attributes given (the others keep their values) and bump the version; the
+        customer must exist."""
         current = self._customers[customer_id]
-        current.attributes = copy.deepcopy(attributes)
+        current.attributes.update(copy.deepcopy(attributes))
         current.last_updated = last_updated
         current.version += 1
         return current

@@ -34,17 +34,17 @@ def test_a_killed_broker_loses_nothing_and_keeps_order(
     produce(bootstrap, topic, first)
     try:
         consumers.start()
-        eventually_sync(lambda: len(crm.updates()) >= 300, timeout=60)
+        eventually_sync(lambda: len(crm.applied()) >= 300, timeout=60)
         kafka_cluster3.stop_node(1, kill=True)  # SIGKILL: no controlled shutdown
         try:
             produce(bootstrap, topic, second)  # acks=all with 2 of 3 in sync
-            eventually_sync(lambda: len(crm.updates()) >= 1500, timeout=120)
+            eventually_sync(lambda: len(crm.applied()) >= 1500, timeout=120)
         finally:
             kafka_cluster3.start_node(1)
-        eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=120)
+        eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=120)
     finally:
         codes = consumers.stop_all()
     assert codes == dict.fromkeys(codes, 0)
 
-    assert crm.update_keys_by_customer() == ids_by_customer(events)
+    assert crm.event_ids_by_customer() == ids_by_customer(events)
     assert read_all(bootstrap, dlq) == []

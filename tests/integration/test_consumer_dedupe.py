@@ -7,18 +7,18 @@ import pytest
 
 from sandbox.records import make_event, produce
 from support.consumers import ConsumerGroup
-from support.crm import CrmSimulator
+from support.crm import CrmSimulator, event_id_of
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
 
 
 def requests_for(crm: CrmSimulator, event_id: str) -> list[dict]:  # type: ignore[type-arg]
-    return [r for r in crm.requests() if r["idempotency_key"] == event_id]
+    return [r for r in crm.requests() if event_id_of(r["idempotency_key"] or "") == event_id]
 
 
 def written(crm: CrmSimulator, event_id: str) -> bool:
-    return any(w["idempotency_key"] == event_id for w in crm.updates())
+    return any(w["event_id"] == event_id for w in crm.applied())
 
 
 def send_duplicate_then_marker(  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.kafka
 
 
 def update_keys(crm: CrmSimulator) -> list[str]:
-    return [w["idempotency_key"] for w in crm.updates()]
+    return [w["event_id"] for w in crm.applied()]
 
 
 def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flows(
@@ -34,7 +34,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flow
         kafka_bootstrap,
         topic,
         b"C-garbage",
-        b"\x00\x01not-avro",
+        b"\x7b\x01not-avro",
         [("event-id", b"garbage-1"), ("source", b"test")],
     )
     invalid_record = make_event("C-invalid", 1).to_avro() | {"sentiment_score": 7.5}
@@ -76,7 +76,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flow
         assert headers[f"{DLQ_HEADER_PREFIX}group"]
         assert headers[f"{DLQ_HEADER_PREFIX}error.message"]
     # The original record travels unchanged: value and original headers.
-    assert by_key[b"C-garbage"].value() == b"\x00\x01not-avro"
+    assert by_key[b"C-garbage"].value() == b"\x7b\x01not-avro"
     assert dict(by_key[b"C-garbage"].headers() or [])["source"] == b"test"
     assert dict(by_key[b"REJECT-1"].headers() or [])["event-id"] == rejected_event.event_id.encode()
 
@@ -89,7 +89,7 @@ def test_a_30_second_crm_outage_dead_letters_nothing_and_order_holds_after(
     first, second = events[:200], events[200:]
     produce(kafka_bootstrap, pipeline_topics.events, first)
     group.start()
-    eventually_sync(lambda: len(crm.updates()) >= len(first), timeout=60)
+    eventually_sync(lambda: len(crm.applied()) >= len(first), timeout=60)
 
     crm.set_faults(outage=True)
     produce(kafka_bootstrap, pipeline_topics.events, second)
@@ -102,9 +102,9 @@ def test_a_30_second_crm_outage_dead_letters_nothing_and_order_holds_after(
         time.sleep(1)
     crm.set_faults(outage=False)
 
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=90)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=90)
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
-    assert crm.update_keys_by_customer() == ids_by_customer(events)
+    assert crm.event_ids_by_customer() == ids_by_customer(events)
 
 
 def test_a_revoked_token_pauses_consumption_and_dead_letters_nothing(
@@ -117,13 +117,13 @@ def test_a_revoked_token_pauses_consumption_and_dead_letters_nothing(
     url = group.metrics_urls[0]
     eventually_sync(lambda: metric(url, "segstream_consumer_circuit_open") == 1, timeout=30)
     eventually_sync(lambda: metric(url, "segstream_consumer_paused_partitions") > 0, timeout=30)
-    assert crm.updates() == []
+    assert crm.applied() == []
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
     refused = [r for r in crm.requests() if r["status"] == 401]
     assert refused, "the consumer never tried"
 
     crm.set_faults(revoke_token=False)
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=90)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=90)
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
     assert metric(url, "segstream_consumer_circuit_open") == 0
 

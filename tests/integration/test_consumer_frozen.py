@@ -25,12 +25,12 @@ def test_a_frozen_instance_writes_nothing_stale_when_it_wakes(
     # Slow on purpose: when frozen, the instance holds hundreds of records waiting for tokens,
     # each of which would fire the moment it wakes up.
     frozen = group.start(crm_rate_limit_per_s=40, crm_rate_burst=20)
-    eventually_sync(lambda: len(crm.updates()) >= 100, timeout=60)
+    eventually_sync(lambda: len(crm.applied()) >= 100, timeout=60)
     frozen.process.send_signal(signal.SIGSTOP)
     try:
         group.start()  # unlimited; takes over once the frozen one's 6 s session expires
         produce(kafka_bootstrap, pipeline_topics.events, events[600:])
-        eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=120)
+        eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=120)
         requests_before_waking = len(crm.requests())
     finally:
         frozen.process.send_signal(signal.SIGCONT)
@@ -41,7 +41,7 @@ def test_a_frozen_instance_writes_nothing_stale_when_it_wakes(
     assert len(crm.requests()) == requests_before_waking
 
     sent = ids_by_customer(events)
-    assert crm.update_keys_by_customer() == sent
+    assert crm.event_ids_by_customer() == sent
     by_id = {e.event_id: e for e in events}
     for customer_id, ids in sent.items():
         record = crm.customer(customer_id)

@@ -48,12 +48,12 @@ def test_three_instances_share_the_group_limit(
     )
     events = interleaved_events(customers=1000, total=5000, seed=11)
     produce(kafka_bootstrap, pipeline_topics.events, events)
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=120)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=120)
 
     requests = [r for r in crm.requests() if r["path"] == "/v1/customers/update"]
     # From the 5th to the 90th percentile of the run: the tail is the instances running out of
     # work one after the other, which no limiter can avoid.
-    times = sorted(instant(w["received_at"]) for w in crm.updates())
+    times = sorted(instant(w["received_at"]) for w in crm.applied())
     low, high = times[len(times) // 20], times[len(times) * 9 // 10]
     rate = (len(times) * 17 // 20) / (high - low)
     throttled = sum(1 for r in requests if r["status"] == 429)
@@ -83,7 +83,7 @@ def test_no_call_before_the_retry_after_instant(
     events = interleaved_events(customers=50, total=60, seed=3)
     produce(kafka_bootstrap, pipeline_topics.events, events)
     group.start(crm_rate_limit_per_s=100, crm_rate_burst=10)
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=120)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=120)
 
     requests = crm.requests()
     throttles = [r for r in requests if r["status"] == 429]

@@ -41,7 +41,7 @@ def test_a_static_member_restarts_without_moving_partitions(
     # Work flows to both, and the member that stayed never gave anything up.
     events = [make_event(f"C-static-{n}", 1) for n in range(24)]
     produce(kafka_bootstrap, pipeline_topics.events, events)
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=30)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=30)
     assert metric(b_url, "segstream_consumer_rebalances_total", kind="revoke") == b_rebalances
     assert metric(b_url, "segstream_consumer_assigned_partitions") == 6
     assert restarted.process.poll() is None

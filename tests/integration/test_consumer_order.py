@@ -23,9 +23,9 @@ def test_every_customer_sees_its_events_in_the_order_they_were_sent(
     produce(kafka_bootstrap, pipeline_topics.events, events)
     group.start()
 
-    eventually_sync(lambda: len(crm.updates()) >= len(events), timeout=180)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=180)
 
-    assert crm.update_keys_by_customer() == ids_by_customer(events)
+    assert crm.event_ids_by_customer() == ids_by_customer(events)
     final = {e.customer_id: e for e in events}
     for customer_id, last in list(final.items())[:50]:
         record = crm.customer(customer_id)
@@ -50,9 +50,7 @@ def test_a_slow_record_holds_its_partitions_committed_offset_below_it(
     try:
         consumers.start(crm_timeout_s=30)  # a slow CRM, not a broken one: no client timeout
         after_ids = {e.event_id for e in after}
-        eventually_sync(
-            lambda: after_ids <= {w["idempotency_key"] for w in crm.updates()}, timeout=30
-        )
+        eventually_sync(lambda: after_ids <= {w["event_id"] for w in crm.applied()}, timeout=30)
 
         def committed() -> int | None:
             [row] = [
@@ -63,11 +61,11 @@ def test_a_slow_record_holds_its_partitions_committed_offset_below_it(
         # Everything after the slow record is written, and the group still commits only up to
         # it: a crash now would re-read the slow record and everything after it.
         assert eventually_sync(lambda: committed() == slow_offset, timeout=15)
-        assert [w for w in crm.updates() if w["customer_id"] == "SLOW-1"] == []
+        assert [w for w in crm.applied() if w["customer_id"] == "SLOW-1"] == []
         assert committed() == slow_offset
 
         eventually_sync(lambda: committed() == produced[-1].offset + 1, timeout=40)
-        assert [w["idempotency_key"] for w in crm.updates() if w["customer_id"] == "SLOW-1"] == [
+        assert [w["event_id"] for w in crm.applied() if w["customer_id"] == "SLOW-1"] == [
             slow[0].event_id
         ]
     finally:

@@ -141,8 +141,18 @@ async def test_a_signed_event_reaches_the_crm_with_its_event_id_as_idempotency_k
             f"{stack.crm_url}/_sim/writes", params={"customer_id": "C-1001"}
         ) as r:
             writes = (await r.json())["writes"]
-    updates = [w for w in writes if w["operation"] == "update"]
-    assert [w["idempotency_key"] for w in updates] == [ARCHITECT_EVENT["idempotency_key"]]
+        async with session.get(f"{stack.crm_url}/_sim/requests") as r:
+            requests = (await r.json())["requests"]
+    # A new customer: the update is answered 404, and the customer is created with the
+    # attributes instead (the seed's Edge Case 2), under a key derived from the event id.
+    key = ARCHITECT_EVENT["idempotency_key"]
+    assert [(q["path"], q["status"], q["idempotency_key"]) for q in requests] == [
+        ("/v1/customers/update", 404, key),
+        ("/v1/customers", 201, f"{key}:create"),
+    ]
+    assert [(w["operation"], w["body"]["attributes"]) for w in writes] == [
+        ("create", record["attributes"])
+    ]
 
     [record_on_topic] = read_all(stack.bootstrap, stack.topic)
     assert record_on_topic.key() == b"C-1001"

@@ -94,7 +94,10 @@ def test_an_acw_event_maps_to_the_same_event_keyed_by_the_conversations_external
         "agent-9",
         "+3212345678",
     )
-    assert event.tags == []
+    # The platform's events know no tags and no sentiment: they do not carry them (contract v2),
+    # so the customer's own are left alone.
+    assert event.tags is None
+    assert event.sentiment_score is None
     assert event.attributes["platform_topic"] == "acw"
 
 

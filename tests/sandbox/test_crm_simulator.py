@@ -219,6 +219,30 @@ async def test_create_with_attributes_stores_them(crm: Client) -> None:
     assert record["last_updated"] is None
 
 
+async def test_an_update_sets_the_attributes_it_names_and_keeps_the_others(crm: Client) -> None:
+    full = update_body("C-1")["attributes"]
+    assert (await create(crm, "C-1", attributes=full)).status == 201
+    only_sentiment = {**update_body("C-1"), "attributes": {"sentiment": -0.2}}
+    assert (await update(crm, only_sentiment)).status == 200
+    cleared_tags = {**update_body("C-1"), "attributes": {"segmentation_tags": []}}
+    assert (await update(crm, cleared_tags)).status == 200
+    record = await customer(crm, "C-1")
+    assert record is not None
+    assert record["attributes"] == {**full, "sentiment": -0.2, "segmentation_tags": []}
+    assert record["version"] == 2
+
+
+async def test_create_with_some_attributes_leaves_the_rest_empty(crm: Client) -> None:
+    assert (await create(crm, "C-1", attributes={"segmentation_tags": ["vip"]})).status == 201
+    record = await customer(crm, "C-1")
+    assert record is not None
+    assert record["attributes"] == {
+        "last_interaction_summary": None,
+        "sentiment": None,
+        "segmentation_tags": ["vip"],
+    }
+
+
 async def test_auto_create_creates_unknown_customers_on_update(start_crm: StartCrm) -> None:
     crm = await start_crm(auto_create=True)
     response = await update(crm, update_body("C-new"))
@@ -412,10 +436,16 @@ async def test_malformed_idempotency_key_is_400(crm: Client, key: str) -> None:
             "last_updated",
             id="timestamp-without-offset",
         ),
+        pytest.param({**update_body("C-1"), "attributes": {}}, "attributes", id="no-attribute"),
         pytest.param(
-            {**update_body("C-1"), "attributes": {"sentiment": 0.1, "segmentation_tags": []}},
-            "attributes.last_interaction_summary",
-            id="missing-attribute",
+            {**update_body("C-1"), "attributes": {"segmentation_tags": None}},
+            "attributes",
+            id="tags-null",
+        ),
+        pytest.param(
+            {**update_body("C-1"), "attributes": {"segment": "gold"}},
+            "attributes.segment",
+            id="unknown-attribute",
         ),
         pytest.param(
             {**update_body("C-1"), "attributes": None}, "attributes", id="attributes-null"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,10 +18,11 @@ from schemas import (
     EventDecodeError,
     EventValidationError,
     InteractionCompleted,
+    WriterSchemaUnavailableError,
     fingerprint,
     interaction_completed_schema,
 )
-from schemas.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec
+from schemas.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec, load_schema_text, schema_versions
 from schemas.model import Channel
 
 TOPIC = "interactions.completed.v1"
@@ -38,7 +41,7 @@ events = st.builds(
     completed_at=instants,
     interaction_summary=st.none() | st.text(max_size=200),
     sentiment_score=st.none() | st.floats(min_value=-1.0, max_value=1.0),
-    tags=st.lists(st.text(min_size=1, max_size=64), max_size=32),
+    tags=st.none() | st.lists(st.text(min_size=1, max_size=64), max_size=32),
     caller_id=st.none() | st.from_regex(r"\+[0-9]{8,15}", fullmatch=True),
     queue_id=st.none() | text,
     agent_id=st.none() | text,
@@ -79,33 +82,72 @@ def test_fingerprint_matches_the_avro_specification_vector() -> None:
     assert fingerprint("int") == struct.pack("<Q", 0x7275D51A3F395C8F)  # type: ignore[arg-type]
 
 
-def v2_schema() -> dict[str, Any]:
-    schema = copy.deepcopy(interaction_completed_schema())
+def v3_schema() -> dict[str, Any]:
+    """What a newer producer might write: the current schema plus an optional field."""
+    schema = interaction_completed_schema()
     schema["fields"].append({"name": "language", "type": ["null", "string"], "default": None})
     return schema
 
 
-def test_a_v2_reader_reads_v1_records_with_the_new_field_defaulted() -> None:
-    v1_bytes = EventCodec(TOPIC).encode(example())
-    reader = EventCodec(TOPIC, reader_schema=v2_schema())
-    record = reader.decode_record(v1_bytes)
-    assert record["language"] is None
-    assert record["customer_id"] == "C-1001"
-    assert record["tags"] == ["churn_risk"]
+def v1_bytes(record: dict[str, Any]) -> bytes:
+    """Exactly what the v1 bridge wrote: the shipped v1 schema's fingerprint and body."""
+    return SingleObjectCodec(writer_schema=interaction_completed_schema(1)).encode(record)
 
 
-def test_a_v1_reader_reads_v2_records_when_it_knows_the_writer_schema() -> None:
-    writer = SingleObjectCodec(writer_schema=v2_schema())
-    record = example().to_avro() | {"language": "de"}
-    v2_bytes = writer.encode(record)
-    reader = EventCodec(TOPIC, known_writer_schemas=[v2_schema()])
-    assert reader.decode(v2_bytes) == example()
+def test_every_schema_version_is_shipped_with_its_own_fingerprint() -> None:
+    versions = schema_versions()
+    assert [v.number for v in versions] == list(range(1, len(versions) + 1))
+    assert len(versions) >= 2
+    assert len({v.fingerprint for v in versions}) == len(versions)
+    assert interaction_completed_schema() == versions[-1].schema
 
 
-def test_a_record_written_with_an_unknown_schema_is_refused_by_name() -> None:
-    v2_bytes = SingleObjectCodec(writer_schema=v2_schema()).encode(example().to_avro())
-    with pytest.raises(EventDecodeError, match="unknown writer schema fingerprint"):
-        EventCodec(TOPIC).decode(v2_bytes)
+def test_writers_use_the_current_version() -> None:
+    data = EventCodec(TOPIC).encode(example())
+    assert data[2:10] == schema_versions()[-1].fingerprint
+
+
+def test_v1_architect_records_are_read_with_their_tags_carried() -> None:
+    record = example().to_avro() | {"tags": ["churn_risk"]}
+    assert EventCodec(TOPIC).decode(v1_bytes(record)) == example()
+    emptied = example(tags=[]).to_avro()
+    assert EventCodec(TOPIC).decode(v1_bytes(emptied)).tags == []  # a flow's [] still clears
+
+
+def test_v1_platform_records_are_read_as_not_carrying_tags() -> None:
+    # The v1 bridge wrote tags [] for the platform's events, which carry no tags at all: the
+    # consumer must not read that as "clear the customer's tags".
+    platform = example(
+        tags=None, sentiment_score=None, attributes={"platform_topic": "acw"}
+    ).to_avro() | {"tags": []}
+    decoded = EventCodec(TOPIC).decode(v1_bytes(platform))
+    assert decoded.tags is None
+    assert decoded.attributes["platform_topic"] == "acw"
+
+
+def test_v2_distinguishes_not_carried_from_cleared() -> None:
+    codec = EventCodec(TOPIC)
+    assert codec.decode(codec.encode(example(tags=None))).tags is None
+    assert codec.decode(codec.encode(example(tags=[]))).tags == []
+
+
+def test_a_reader_told_of_a_newer_writer_schema_reads_its_records() -> None:
+    writer = SingleObjectCodec(writer_schema=v3_schema())
+    newer = writer.encode(example().to_avro() | {"language": "de"})
+    reader = EventCodec(TOPIC, known_writer_schemas=[v3_schema()])
+    assert reader.decode(newer) == example()
+
+
+def test_a_record_written_with_an_unknown_schema_is_unavailable_not_corrupt() -> None:
+    newer = SingleObjectCodec(writer_schema=v3_schema()).encode(example().to_avro())
+    with pytest.raises(WriterSchemaUnavailableError, match="unknown writer schema fingerprint"):
+        EventCodec(TOPIC).decode(newer)
+    assert not issubclass(WriterSchemaUnavailableError, EventDecodeError)
+
+
+def test_confluent_framing_without_a_registry_is_unavailable_not_corrupt() -> None:
+    with pytest.raises(WriterSchemaUnavailableError, match="no schema registry"):
+        EventCodec(TOPIC).decode(b"\x00\x00\x00\x00\x01garbage")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +161,6 @@ def test_a_record_written_with_an_unknown_schema_is_refused_by_name() -> None:
             SINGLE_OBJECT_MAGIC + fingerprint(interaction_completed_schema()) + b"\xff" * 7,
             "corrupt",
         ),
-        (b"\x00\x00\x00\x00\x01garbage", "no schema registry"),
     ],
 )
 def test_garbage_bytes_raise_the_packages_own_error(data: bytes, reason: str) -> None:
@@ -171,3 +212,32 @@ def test_timestamps_keep_millisecond_precision_in_utc() -> None:
     assert event.started_at.microsecond == 123000
     codec = EventCodec(TOPIC)
     assert codec.decode(codec.encode(event)).started_at == event.started_at
+
+
+def test_confluent_records_of_a_v1_writer_are_upgraded(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = {"url": "mock://segstream-v1-writer"}
+    # confluent-kafka's mock registry keeps its schemas per client object: let the codec and the
+    # v1 serializer share one, as two processes share one real registry.
+    shared = SchemaRegistryClient.new_client(registry)
+    monkeypatch.setattr(SchemaRegistryClient, "new_client", staticmethod(lambda _conf: shared))
+    v1_serializer = AvroSerializer(shared, load_schema_text(1))
+    platform = example(tags=None, attributes={"platform_topic": "customer.end"}).to_avro()
+    data = v1_serializer(platform | {"tags": []}, SerializationContext(TOPIC, MessageField.VALUE))
+    decoded = EventCodec(TOPIC, registry).decode(data)
+    assert decoded.tags is None
+    assert decoded.customer_id == "C-1001"
+
+
+def test_a_registry_that_does_not_answer_makes_the_schema_unavailable() -> None:
+    data = EventCodec(TOPIC, {"url": "mock://segstream-elsewhere"}).encode(example())
+    # Nothing listens on the discard port of the loopback address: connection refused.
+    silent = EventCodec(TOPIC, {"url": "http://127.0.0.1:9", "max.retries": 0})
+    with pytest.raises(WriterSchemaUnavailableError, match="unreachable"):
+        silent.decode(data)
+
+
+def test_a_schema_id_the_registry_does_not_know_makes_the_schema_unavailable() -> None:
+    data = EventCodec(TOPIC, {"url": "mock://segstream-one"}).encode(example())
+    other = EventCodec(TOPIC, {"url": "mock://segstream-other"})
+    with pytest.raises(WriterSchemaUnavailableError, match="not available from the registry"):
+        other.decode(data)

@@ -41,6 +41,14 @@ class ConsumerGroup:
         self.instances: list[ServiceProcess] = []
         self.metrics_urls: list[str] = []
 
+    @property
+    def group_id(self) -> str:
+        return self._env["SEGSTREAM_CONSUMER_GROUP_ID"]
+
+    @property
+    def run_dir(self) -> Path:
+        return self._run_dir
+
     def start(self, **overrides: Any) -> ServiceProcess:
         port = free_port()
         env = self._env | {"SEGSTREAM_CONSUMER_METRICS_PORT": str(port)}

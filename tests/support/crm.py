@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +12,16 @@ from typing import Any
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_secret_file, new_bearer_token
 from support.services import ServiceProcess
+
+# The consumer's Idempotency-Key of a request is the event id, then "~r{n}" for its n-th replay,
+# then ":create" / ":update" for the steps after a 404 (README: "What a record goes through").
+_REQUEST_KEY = re.compile(r"^(?P<event_id>.*?)(?:~r[0-9]+)?(?::create|:update)?$", re.DOTALL)
+
+
+def event_id_of(idempotency_key: str) -> str:
+    match = _REQUEST_KEY.match(idempotency_key)
+    assert match is not None
+    return match.group("event_id")
 
 
 class CrmSimulator:
@@ -43,14 +54,24 @@ class CrmSimulator:
         query = f"?customer_id={customer_id}" if customer_id else ""
         return list(self._get("/_sim/writes" + query)["writes"])
 
-    def updates(self) -> list[dict[str, Any]]:
-        return [w for w in self.writes() if w["operation"] == "update"]
+    def applied(self) -> list[dict[str, Any]]:
+        """Every write the consumer had applied (a create with attributes for a new customer,
+        else an update), in order, each with the ``event_id`` its Idempotency-Key was derived
+        from. Writes without a key (a test creating a customer by hand) are not events'."""
+        return [
+            {**w, "event_id": event_id_of(w["idempotency_key"])}
+            for w in self.writes()
+            if w["idempotency_key"] is not None
+        ]
 
-    def update_keys_by_customer(self) -> dict[str, list[str]]:
-        """Per customer, the Idempotency-Keys of applied updates, in the order they were applied."""
+    def applied_event_ids(self) -> list[str]:
+        return [write["event_id"] for write in self.applied()]
+
+    def event_ids_by_customer(self) -> dict[str, list[str]]:
+        """Per customer, the event ids of applied writes, in the order they were applied."""
         order: dict[str, list[str]] = defaultdict(list)
-        for write in self.updates():
-            order[write["customer_id"]].append(write["idempotency_key"])
+        for write in self.applied():
+            order[write["customer_id"]].append(write["event_id"])
         return dict(order)
 
     def requests(self) -> list[dict[str, Any]]:

@@ -1,0 +1,128 @@
+"""A producer whose every record is awaited until the broker has it (``acks=all``, idempotent).
+
+The consumer writes to Kafka in two places, the dead-letter topic and the customer-state
+changelog, and in both a record must be acknowledged before the source offset may move past the
+record that caused it. One background thread serves delivery reports; each ``produce`` gets an
+asyncio future settled from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from consumer.errors import ConsumerError
+
+Headers = list[tuple[str, str | bytes | None]]
+ErrorFactory = Callable[[str], ConsumerError]
+
+_log = logging.getLogger(__name__)
+
+
+class AcknowledgedProducer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        delivery_timeout_ms: int,
+        error: ErrorFactory,
+        extra_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``error`` builds the exception a failed delivery raises (the caller's own kind) from
+        the broker's or the client's reason."""
+        self._error = error
+        self._producer = Producer(
+            {
+                **(extra_config or {}),
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": delivery_timeout_ms,
+                "client.id": client_id,
+            }
+        )
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"{client_id}-acks", daemon=True)
+        self._thread.start()
+
+    async def produce(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Return once the broker acknowledged; raise the caller's error when it did not."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, _: Any) -> None:
+            loop.call_soon_threadsafe(self._settle, done, error)
+
+        self._send(
+            topic, key=key, value=value, headers=headers, partition=partition, on=on_delivery
+        )
+        await done
+
+    def produce_nowait(
+        self, topic: str, *, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        """Fire and forget: a failed delivery is logged, nobody waits for it."""
+
+        def on_delivery(error: KafkaError | None, _: Any) -> None:
+            if error is not None:
+                _log.warning(
+                    "record not acknowledged", extra={"topic": topic, "reason": error.str()}
+                )
+
+        self._send(topic, key=key, value=value, headers=None, partition=partition, on=on_delivery)
+
+    def _send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+        on: Callable[[KafkaError | None, Any], None],
+    ) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on}
+        if headers:
+            kwargs["headers"] = headers
+        if partition is not None:
+            kwargs["partition"] = partition
+        try:
+            self._producer.produce(topic, **kwargs)
+        except BufferError:
+            # The local queue is full (the broker has been away for long): wait for room rather
+            # than fail a record that is only waiting its turn.
+            self._producer.flush(1.0)
+            self._producer.produce(topic, **kwargs)
+        except KafkaException as exc:
+            raise self._error(f"cannot produce to {topic}: {exc}") from exc
+
+    def _settle(self, done: asyncio.Future[None], error: KafkaError | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(self._error(error.str()))
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.flush(timeout)
+        self._stopping.set()
+        self._thread.join()
