@@ -83,7 +83,7 @@ def test_rejected_events_are_replayed_once_the_crm_accepts_them_and_the_crm_conv
     group.start()
     dead = dead_letters(kafka_bootstrap, pipeline_topics.dead_letters, len(rejected) + 1)
     assert len(dead) == len(rejected) + 1
-    eventually_sync(lambda: len(crm.updates()) >= len(healthy), timeout=60)
+    eventually_sync(lambda: len(crm.applied()) >= len(healthy), timeout=60)
 
     crm.set_faults(reject_customer_prefix=None)  # the cause is fixed
     late_second = make_event("REJ-LATE", 2)
