@@ -20,9 +20,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from consumer.dlq.reader import DeadLetterReader, PartitionEnd
-from consumer.dlq.records import DeadLetter
+from consumer.dlq.records import DeadLetter, TopicCodecs
 from consumer.dlq.selection import Selection
-from schemas.codec import EventCodec
 from schemas.errors import SchemaError
 
 MASKED: Final = "***"
@@ -120,20 +119,14 @@ def shown_record(
 
 
 class Decoder:
-    """Decodes values with the codec of each original topic (one codec per topic)."""
+    """The value as its Avro record (no value checks: an invalid one shows what was wrong)."""
 
-    def __init__(self, default_topic: str, registry_url: str | None) -> None:
-        self._default_topic = default_topic
-        self._registry = {"url": registry_url} if registry_url else None
-        self._codecs: dict[str, EventCodec] = {}
+    def __init__(self, codecs: TopicCodecs) -> None:
+        self._codecs = codecs
 
     def __call__(self, record: DeadLetter) -> dict[str, Any]:
-        topic = record.origin.topic if record.origin else self._default_topic
-        codec = self._codecs.get(topic)
-        if codec is None:
-            codec = self._codecs[topic] = EventCodec(topic, self._registry)
         try:
-            value = codec.decode_record(record.value or b"")
+            value = self._codecs.of(record).decode_record(record.value or b"")
         except SchemaError as exc:
             preview = (record.value or b"")[:32].hex()
             return {"value": None, "decode_error": str(exc), "value_hex_preview": preview}

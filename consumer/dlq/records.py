@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
+from schemas.codec import EventCodec
 from schemas.topics import (
     HEADER_DLQ_ATTEMPTS,
     HEADER_DLQ_ERROR_CLASS,
@@ -129,3 +130,20 @@ def _failure_time(text: str | None, message: Message) -> datetime:
     if kind and millis > 0:
         return datetime.fromtimestamp(millis / 1000, tz=UTC)
     return datetime.fromtimestamp(0, tz=UTC)
+
+
+class TopicCodecs:
+    """The codec of each original topic (a Confluent-framed value's schema is registered under
+    its topic's subject); records without an origin use ``default_topic``'s."""
+
+    def __init__(self, default_topic: str, registry_url: str | None) -> None:
+        self._default_topic = default_topic
+        self._registry = {"url": registry_url} if registry_url else None
+        self._codecs: dict[str, EventCodec] = {}
+
+    def of(self, record: DeadLetter) -> EventCodec:
+        topic = record.origin.topic if record.origin else self._default_topic
+        codec = self._codecs.get(topic)
+        if codec is None:
+            codec = self._codecs[topic] = EventCodec(topic, self._registry)
+        return codec

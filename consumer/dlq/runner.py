@@ -19,10 +19,12 @@ from consumer.dlq.park import ParkChooser
 from consumer.dlq.progress import progress_for
 from consumer.dlq.publisher import TransactionalPublisher
 from consumer.dlq.reader import DeadLetterReader
+from consumer.dlq.records import TopicCodecs
 from consumer.dlq.replay import ReplayChooser
 from consumer.dlq.report import print_inspection, print_json, print_tally
 from consumer.dlq.selection import Selection
 from consumer.dlq.settings import DlqSettings
+from consumer.dlq.superseded import SupersededCheck
 from consumer.dlq.transfer import Action, Chooser, Plan, StopReason, Tally, transfer
 from consumer.errors import ConsumerError
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
@@ -111,7 +113,7 @@ def run_inspect(
             selection,
             include_handled=include_handled,
             show=show,
-            decode=Decoder(INTERACTIONS_TOPIC, settings.schema_registry_url),
+            decode=Decoder(TopicCodecs(INTERACTIONS_TOPIC, settings.schema_registry_url)),
             stop=stop,
         )
     finally:
@@ -164,6 +166,7 @@ def run_transfer(
     )
     try:
         audit.append(started)
+        check = _superseded_check(settings) if options.dry_run and command == "replay" else None
         plan = Plan(
             selection=selection,
             choose=chooser,
@@ -172,8 +175,12 @@ def run_transfer(
             max_records=options.max_records,
             rate_per_s=rate,
             metadata_budget=settings.offset_metadata_max_bytes,
+            superseded=check if check is not None and check.unknown is None else None,
         )
         tally, code, error = _transfer(settings, plan, stop, command)
+        if check is not None and check.unknown is not None:
+            tally.superseded = None
+            _log.warning("superseded count unknown", extra={"reason": check.unknown})
         finished = started.model_copy(
             update={
                 "event": "finished",
@@ -199,7 +206,21 @@ def run_transfer(
     else:
         console.print(f"run {run_id}")
         print_tally(console, command, tally, dry_run=options.dry_run)
+        if check is not None and check.unknown is not None:
+            console.print(f"[yellow]superseded: unknown ({check.unknown})[/yellow]")
     return code
+
+
+def _superseded_check(settings: DlqSettings) -> SupersededCheck:
+    """The consumer group's customer state; without one (``unknown`` says why) no count."""
+    check = SupersededCheck(
+        settings.kafka_bootstrap_servers,
+        settings.state_changelog_topic,
+        codecs=TopicCodecs(INTERACTIONS_TOPIC, settings.schema_registry_url),
+        timeout_s=settings.kafka_timeout_s,
+    )
+    check.available()
+    return check
 
 
 def _transfer(

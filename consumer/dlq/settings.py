@@ -8,6 +8,7 @@ import socket
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from consumer.state import changelog_topic_name
 from schemas.topics import AUDIT_SUFFIX, DEAD_LETTER_TOPIC, PARKED_SUFFIX
 
 
@@ -29,6 +30,11 @@ class DlqSettings(BaseSettings):
     # only one of them runs at a time: a second run fences the first.
     group_id: str = "segstream-dlq"
     schema_registry_url: str | None = None
+    # The segstream consumer group whose customer state a dry run consults (the count of
+    # replays that would change nothing), and that state's changelog topic (unset: the
+    # consumer's default, "{consumer_group_id}-customer-state-changelog").
+    consumer_group_id: str = "segstream-crm"
+    state_topic: str | None = None
 
     # A record replayed this many times already is parked instead of being replayed again.
     max_replays: int = Field(default=3, ge=0)
@@ -60,6 +66,10 @@ class DlqSettings(BaseSettings):
     @property
     def parked(self) -> str:
         return self.parked_topic or f"{self.dead_letter_topic}{PARKED_SUFFIX}"
+
+    @property
+    def state_changelog_topic(self) -> str:
+        return self.state_topic or changelog_topic_name(self.consumer_group_id)
 
     @property
     def audit(self) -> str:

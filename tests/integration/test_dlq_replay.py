@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from consumer.state import changelog_topic_name
 from sandbox.records import interleaved_events, make_event, produce
 from schemas.model import InteractionCompleted
 from schemas.topics import (
@@ -28,12 +29,13 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def dlq(kafka_bootstrap: str, pipeline_topics: Any, run_dir: Path) -> DlqTool:
+def dlq(kafka_bootstrap: str, pipeline_topics: Any, group_id: str, run_dir: Path) -> DlqTool:
     return DlqTool(
         bootstrap=kafka_bootstrap,
         dead_letter_topic=pipeline_topics.dead_letters,
         group_id=f"{pipeline_topics.dead_letters}-replay",
         run_dir=run_dir,
+        consumer_group_id=group_id,  # whose customer state a dry run consults
     )
 
 
@@ -92,8 +94,15 @@ def test_rejected_events_are_replayed_once_the_crm_accepts_them_and_the_crm_conv
         lambda: (c := crm.customer("REJ-LATE")) and c["attributes"] == crm_attributes(late_second)
     )
 
+    # The state the consumer keeps for REJ-LATE is durable in its changelog (written right
+    # after the CRM's answer), so the dry run can see that the first event is superseded.
+    changelog = changelog_topic_name(dlq.env["SEGSTREAM_DLQ_CONSUMER_GROUP_ID"])
+    eventually_sync(
+        lambda: any(m.key() == b"REJ-LATE" for m in read_all(kafka_bootstrap, changelog))
+    )
     plan = dlq.run_json("replay", "--error-class", "SinkRejectedError", "--dry-run")
     assert plan["counts"]["replayed"] == len(rejected) + 1
+    assert plan["counts"]["superseded"] == 1  # REJ-LATE's first event: its second one is newer
     result = dlq.run_json("replay", "--error-class", "SinkRejectedError")
     assert result["outcome"] == "ok"
     assert result["counts"]["replayed"] == len(rejected) + 1
