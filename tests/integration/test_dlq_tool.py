@@ -29,12 +29,13 @@ REJECTED = 200
 
 
 @pytest.fixture
-def dlq(kafka_bootstrap: str, pipeline_topics: Any, run_dir: Path) -> DlqTool:
+def dlq(kafka_bootstrap: str, pipeline_topics: Any, group_id: str, run_dir: Path) -> DlqTool:
     return DlqTool(
         bootstrap=kafka_bootstrap,
         dead_letter_topic=pipeline_topics.dead_letters,
         group_id=f"{pipeline_topics.dead_letters}-replay",
         run_dir=run_dir,
+        consumer_group_id=group_id,  # a dry run reads this group's customer state
     )
 
 
@@ -115,6 +116,7 @@ def test_a_dry_run_changes_no_topic_and_no_group_only_the_audit_topic(
     assert plan["reasons"] == [
         {"stage": "sink", "error_class": "SinkRejectedError", "count": pending}
     ]
+    assert plan["counts"]["superseded"] == 0  # no state for customers never applied
     assert park_plan["counts"]["parked"] == pending
     assert inspected["matched"] == pending
     assert inspected["by_error_class"] == {"SinkRejectedError": pending}
