@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -37,7 +37,29 @@ def _summary(tally: Tally) -> str:
     )
 
 
-class BarProgress:
+class _Shown:
+    """A context manager: shown from ``with`` to its end, whatever ends it."""
+
+    def start(self) -> None:
+        """Nothing by default."""
+
+    def close(self) -> None:
+        """Nothing by default."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class BarProgress(_Shown):
     def __init__(self, total: int, label: str) -> None:
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -51,23 +73,17 @@ class BarProgress:
         )
         self._task = self._progress.add_task(label, total=total, summary="")
 
-    def __enter__(self) -> BarProgress:
+    def start(self) -> None:
         self._progress.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._progress.stop()
 
     def advance(self, offsets: int, tally: Tally) -> None:
         self._progress.update(self._task, advance=offsets, summary=_summary(tally))
 
 
-class LineProgress:
+class LineProgress(_Shown):
     def __init__(self, total: int, label: str) -> None:
         self._total = total
         self._label = label
@@ -75,15 +91,7 @@ class LineProgress:
         self._next_line = time.monotonic() + LINE_INTERVAL_S
         self._tally: Tally | None = None
 
-    def __enter__(self) -> LineProgress:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         if self._tally is not None:
             self._line(self._tally)
 

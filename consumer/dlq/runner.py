@@ -25,7 +25,7 @@ from consumer.dlq.report import print_inspection, print_json, print_tally
 from consumer.dlq.selection import Selection
 from consumer.dlq.settings import DlqSettings
 from consumer.dlq.superseded import SupersededCheck
-from consumer.dlq.transfer import Action, Chooser, Plan, StopReason, Tally, transfer
+from consumer.dlq.transfer import Action, Chooser, Plan, StopReason, Tally, Transfer
 from consumer.errors import ConsumerError
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 from schemas.topics import INTERACTIONS_TOPIC
@@ -247,16 +247,10 @@ def _transfer(
         total = sum(w.size for w in windows.values())
         label = f"{command} (dry run)" if plan.dry_run else command
         with progress_for(total, label) as progress:
-            transfer(
-                reader,
-                windows,
-                ledgers,
-                plan,
-                publisher=publisher,
-                stop=stop,
-                progress=progress,
-                tally=tally,
+            run = Transfer(
+                reader, windows, ledgers, plan, publisher=publisher, stop=stop, tally=tally
             )
+            run.run(progress)
     except DlqError as exc:
         return tally, exc.exit_code, str(exc)
     except Exception as exc:  # a bug: still audited; the open transaction is aborted below

@@ -135,32 +135,10 @@ class Pacer:
         self._next = max(self._next, time.monotonic() - self._interval) + self._interval
 
 
-def transfer(
-    reader: DeadLetterReader,
-    windows: dict[int, Window],
-    ledgers: dict[int, PartitionLedger],
-    plan: Plan,
-    *,
-    publisher: TransactionalPublisher | None,
-    stop: threading.Event,
-    progress: Progress,
-    tally: Tally,
-) -> None:
-    """Run the plan over the windows, counting into ``tally``. ``publisher`` is None exactly
-    for a dry run. When a real run fails, ``tally`` holds what its last commit covered: what
-    came after was aborted."""
-    if (publisher is None) != plan.dry_run:
-        raise ValueError("a dry run has no publisher, a real run needs one")
-    run = _Run(reader, windows, ledgers, plan, publisher=publisher, stop=stop, tally=tally)
-    try:
-        run.run(progress)
-    except BaseException:
-        if publisher is not None:
-            vars(tally).update(vars(copy.deepcopy(run.committed_tally)))
-        raise
+class Transfer:
+    """One run of a plan over the windows, counting into ``tally``. ``publisher`` is None
+    exactly for a dry run."""
 
-
-class _Run:
     def __init__(
         self,
         reader: DeadLetterReader,
@@ -172,6 +150,8 @@ class _Run:
         stop: threading.Event,
         tally: Tally,
     ) -> None:
+        if (publisher is None) != plan.dry_run:
+            raise ValueError("a dry run has no publisher, a real run needs one")
         self._reader = reader
         self._windows = windows
         self._ledgers = ledgers
@@ -180,12 +160,22 @@ class _Run:
         self._stop = stop
         self._tally = tally
         tally.superseded = 0 if plan.superseded is not None else None
-        self.committed_tally = copy.deepcopy(tally)  # what the last commit covered
+        self._committed_tally = copy.deepcopy(tally)  # what the last commit covered
         self._origins: set[tuple[str, int, int]] = set()
         self._pacer = Pacer(plan.rate_per_s)
         self._committed = {p: ledgers[p].commit() for p in windows}
 
     def run(self, progress: Progress) -> None:
+        """When a real run fails, the tally is set back to what its last commit covered: what
+        came after was aborted."""
+        try:
+            self._run(progress)
+        except BaseException:
+            if self._publisher is not None:
+                vars(self._tally).update(vars(copy.deepcopy(self._committed_tally)))
+            raise
+
+    def _run(self, progress: Progress) -> None:
         tally = self._tally
         expected = {p: w.start for p, w in self._windows.items()}
         for item in self._reader.read(self._windows, self._stop):
@@ -220,7 +210,7 @@ class _Run:
         offsets = [TopicPartition(topic, p, *current[p]) for p in sorted(current)]
         publisher.commit(offsets, self._reader.consumer.consumer_group_metadata())
         self._committed = current
-        self.committed_tally = copy.deepcopy(self._tally)
+        self._committed_tally = copy.deepcopy(self._tally)
 
     def _handle(self, message: Message) -> StopReason | None:
         plan, tally = self._plan, self._tally

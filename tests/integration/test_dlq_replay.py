@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,17 +25,6 @@ from support.kafka import read_all
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def dlq(kafka_bootstrap: str, pipeline_topics: Any, group_id: str, run_dir: Path) -> DlqTool:
-    return DlqTool(
-        bootstrap=kafka_bootstrap,
-        dead_letter_topic=pipeline_topics.dead_letters,
-        group_id=f"{pipeline_topics.dead_letters}-replay",
-        run_dir=run_dir,
-        consumer_group_id=group_id,  # whose customer state a dry run consults
-    )
 
 
 def crm_attributes(event: InteractionCompleted) -> dict[str, Any]:

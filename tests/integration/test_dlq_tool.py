@@ -29,17 +29,6 @@ REJECTED = 200
 
 
 @pytest.fixture
-def dlq(kafka_bootstrap: str, pipeline_topics: Any, group_id: str, run_dir: Path) -> DlqTool:
-    return DlqTool(
-        bootstrap=kafka_bootstrap,
-        dead_letter_topic=pipeline_topics.dead_letters,
-        group_id=f"{pipeline_topics.dead_letters}-replay",
-        run_dir=run_dir,
-        consumer_group_id=group_id,  # a dry run reads this group's customer state
-    )
-
-
-@pytest.fixture
 def dead_letters(
     kafka_bootstrap: str, pipeline_topics: Any, crm: CrmSimulator, group: ConsumerGroup
 ) -> list[Any]:

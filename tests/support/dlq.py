@@ -98,21 +98,18 @@ def header(message: Message, name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _position(message: Message, topic: str, partition: str, offset: str) -> tuple[str, int, int]:
+    values = header(message, topic), header(message, partition), header(message, offset)
+    if values[0] is None or values[1] is None or values[2] is None:
+        raise AssertionError(f"no {topic}, {partition}, {offset} headers: {message.headers()}")
+    return values[0], int(values[1]), int(values[2])
+
+
 def provenance(message: Message) -> tuple[str, int, int]:
     """The (topic, partition, offset) of the failed record a replayed record re-publishes."""
-    topic = header(message, HEADER_REPLAY_TOPIC)
-    partition = header(message, HEADER_REPLAY_PARTITION)
-    offset = header(message, HEADER_REPLAY_OFFSET)
-    if topic is None or partition is None or offset is None:
-        raise AssertionError(f"no provenance headers: {message.headers()}")
-    return topic, int(partition), int(offset)
+    return _position(message, HEADER_REPLAY_TOPIC, HEADER_REPLAY_PARTITION, HEADER_REPLAY_OFFSET)
 
 
 def origin(dead_letter: Message) -> tuple[str, int, int]:
     """The (topic, partition, offset) of the failed record a dead letter copies."""
-    topic = header(dead_letter, HEADER_DLQ_TOPIC)
-    partition = header(dead_letter, HEADER_DLQ_PARTITION)
-    offset = header(dead_letter, HEADER_DLQ_OFFSET)
-    if topic is None or partition is None or offset is None:
-        raise AssertionError(f"no dead-letter context: {dead_letter.headers()}")
-    return topic, int(partition), int(offset)
+    return _position(dead_letter, HEADER_DLQ_TOPIC, HEADER_DLQ_PARTITION, HEADER_DLQ_OFFSET)
