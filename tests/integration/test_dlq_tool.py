@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from sandbox.records import make_event, produce
 from schemas.topics import HEADER_PARKED_REASON
@@ -233,3 +236,34 @@ def test_usage_errors_exit_2_and_change_nothing(
     )
     assert bad_setting.returncode == 2
     assert "max_replays" in bad_setting.stderr
+
+
+def test_consumer_create_topics_creates_the_tools_topics_too(
+    kafka_bootstrap: str, group_id: str
+) -> None:
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SEGSTREAM_CONSUMER_TOPIC": topic,
+        "SEGSTREAM_CONSUMER_DEAD_LETTER_TOPIC": f"{topic}.dlq",
+        "SEGSTREAM_CONSUMER_GROUP_ID": group_id,
+        "SEGSTREAM_CONSUMER_TOPIC_PARTITIONS": "4",
+    }
+    for _ in range(2):  # idempotent
+        result = subprocess.run(
+            [sys.executable, "-m", "consumer", "create-topics"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topics = admin.list_topics(timeout=30).topics
+    assert len(topics[f"{topic}.dlq.parked"].partitions) == 4
+    assert len(topics[f"{topic}.dlq.audit"].partitions) == 1
+    for name in (f"{topic}.dlq.parked", f"{topic}.dlq.audit"):
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        config = admin.describe_configs([resource])[resource].result(30)
+        assert config["retention.ms"].value == "-1"
