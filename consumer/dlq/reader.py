@@ -189,14 +189,17 @@ class DeadLetterReader:
                     if step is _Step.SKIP:
                         continue
                     if step is _Step.RECORD:
-                        deadline = time.monotonic() + self._timeout_s
                         yield message
+                        # Counted from when the caller is done with it: a slow --rate (or a
+                        # long transaction commit) is not the cluster being silent.
+                        deadline = time.monotonic() + self._timeout_s
                         if stop.is_set():
                             return
                         if (message.offset() or 0) + 1 < current.end:
                             continue
                     del pending[partition]
                     yield PartitionEnd(partition, current.end)
+                    deadline = time.monotonic() + self._timeout_s
         finally:
             self._consumer.unassign()
 
