@@ -15,20 +15,28 @@ from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
 from consumer.state import ensure_changelog_topic
-from consumer.topics import TopicSpec, ensure_topics
+from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 
 _log = logging.getLogger("consumer")
 
 
 def create_topics(settings: ConsumerSettings) -> None:
-    spec = {
-        "partitions": settings.topic_partitions,
-        "replication_factor": settings.topic_replication_factor,
-        "min_insync_replicas": settings.topic_min_insync_replicas,
-    }
+    partitions = settings.topic_partitions
+    replication = settings.topic_replication_factor
+    min_isr = settings.topic_min_insync_replicas
     ensure_topics(
         settings.kafka_bootstrap_servers,
-        [TopicSpec(settings.topic, **spec), TopicSpec(settings.dead_letter_topic, **spec)],
+        [
+            TopicSpec(settings.topic, partitions, replication, min_isr),
+            TopicSpec(settings.dead_letter_topic, partitions, replication, min_isr),
+            # segstream-dlq's parked and audit topics (it creates them too when missing).
+            *dead_letter_tool_topics(
+                settings.dead_letter_topic,
+                partitions=partitions,
+                replication_factor=replication,
+                min_insync_replicas=min_isr,
+            ),
+        ],
     )
     ensure_changelog_topic(
         settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumer.errors import ConsumerError
+from schemas.topics import AUDIT_SUFFIX, PARKED_SUFFIX
 
 _log = logging.getLogger(__name__)
 
@@ -19,6 +22,31 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     min_insync_replicas: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+# Parked records and audit records are kept until someone deletes them: they are the evidence
+# of what failed and of who did what about it, and both are small.
+KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def dead_letter_tool_topics(
+    dead_letter_topic: str,
+    *,
+    partitions: int,
+    replication_factor: int,
+    min_insync_replicas: int,
+    parked_topic: str | None = None,
+    audit_topic: str | None = None,
+) -> tuple[TopicSpec, TopicSpec]:
+    """The parked topic (partitioned like the dead-letter topic) and the audit topic (one
+    partition: the runs in the order they happened) of ``segstream-dlq``."""
+    parked = parked_topic or f"{dead_letter_topic}{PARKED_SUFFIX}"
+    audit = audit_topic or f"{dead_letter_topic}{AUDIT_SUFFIX}"
+    return (
+        TopicSpec(parked, partitions, replication_factor, min_insync_replicas, KEEP_FOREVER),
+        TopicSpec(audit, 1, replication_factor, min_insync_replicas, KEEP_FOREVER),
+    )
 
 
 def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
@@ -29,7 +57,7 @@ def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float
             spec.name,
             num_partitions=spec.partitions,
             replication_factor=spec.replication_factor,
-            config={"min.insync.replicas": str(spec.min_insync_replicas)},
+            config={**spec.config, "min.insync.replicas": str(spec.min_insync_replicas)},
         )
         for spec in specs
     ]

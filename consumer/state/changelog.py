@@ -84,22 +84,31 @@ class KafkaChangelog:
         self._producer.produce_nowait(self._topic, key=key, value=value, partition=partition)
 
     def read(self, partition: int) -> Iterator[ChangelogRecord]:
-        deadline = time.monotonic() + self._read_timeout_s
-        consumer = standalone_consumer(self._bootstrap, "segstream-state-restore")
-        try:
-            _, end = watermarks(consumer, self._topic, partition, deadline)
-            records = read_range(
-                consumer, self._topic, partition, start=OFFSET_BEGINNING, end=end, deadline=deadline
-            )
-            for message in records:
-                yield message.key() or b"", message.value()
-        except PartitionReadError as exc:
-            raise StateError(f"cannot restore customer state: {exc}") from exc
-        finally:
-            consumer.close()
+        return read_changelog(self._bootstrap, self._topic, partition, self._read_timeout_s)
 
     def close(self) -> None:
         self._producer.close()
+
+
+def read_changelog(
+    bootstrap_servers: str, topic: str, partition: int, timeout_s: float
+) -> Iterator[ChangelogRecord]:
+    """Every record of one changelog partition, in log order, read outside any group (also
+    what ``segstream-dlq replay --dry-run`` reads: it writes nothing). Raises
+    :class:`StateError`."""
+    deadline = time.monotonic() + timeout_s
+    consumer = standalone_consumer(bootstrap_servers, "segstream-state-restore")
+    try:
+        _, end = watermarks(consumer, topic, partition, deadline)
+        records = read_range(
+            consumer, topic, partition, start=OFFSET_BEGINNING, end=end, deadline=deadline
+        )
+        for message in records:
+            yield message.key() or b"", message.value()
+    except PartitionReadError as exc:
+        raise StateError(f"cannot restore customer state: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def ensure_changelog_topic(
