@@ -10,6 +10,7 @@ import sys
 
 from prometheus_client import start_http_server
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
@@ -26,13 +27,12 @@ def create_topics(settings: ConsumerSettings) -> None:
         "replication_factor": settings.topic_replication_factor,
         "min_insync_replicas": settings.topic_min_insync_replicas,
     }
+    clients = KafkaClients.from_settings(settings)
     ensure_topics(
-        settings.kafka_bootstrap_servers,
+        clients,
         [TopicSpec(settings.topic, **spec), TopicSpec(settings.dead_letter_topic, **spec)],
     )
-    ensure_changelog_topic(
-        settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic
-    )
+    ensure_changelog_topic(clients, settings.topic, settings.state_changelog_topic)
 
 
 async def serve(settings: ConsumerSettings) -> None:

@@ -23,6 +23,7 @@ from typing import Final
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.partition_reader import (
     PartitionReadError,
@@ -174,7 +175,7 @@ def _check_limits(ttl_s: float, max_ids: int) -> None:
 
 
 def rebuild_partition(
-    bootstrap_servers: str,
+    clients: KafkaClients,
     topic: str,
     partition: int,
     *,
@@ -204,7 +205,7 @@ def rebuild_partition(
         return {}
     deadline = time.monotonic() + timeout_s
     codec = codec or EventCodec(topic)
-    consumer = standalone_consumer(bootstrap_servers, "segstream-dedupe-rebuild", consumer_config)
+    consumer = standalone_consumer(clients, "segstream-dedupe-rebuild", consumer_config)
     finished: dict[str, int] = {}
     try:
         start, end = _offset_range(

@@ -22,6 +22,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConsumerError
 
 # Records per consume() call: large, since callers only read headers or small values.
@@ -35,13 +36,13 @@ class PartitionReadError(ConsumerError):
 
 
 def standalone_consumer(
-    bootstrap_servers: str, client_id: str, extra: Mapping[str, object] | None = None
+    clients: KafkaClients, client_id: str, extra: Mapping[str, object] | None = None
 ) -> Consumer:
     """A consumer for assign()-only reads: commits off, EOF reported, no group state created."""
-    return Consumer(
+    return clients.consumer(
+        client_id,
         {
             **(extra or {}),
-            "bootstrap.servers": bootstrap_servers,
             # librdkafka wants a group id even for a consumer that only assigns; a throwaway one
             # with commits off never creates group state on the broker.
             "group.id": f"{client_id}-{uuid.uuid4().hex}",
@@ -49,8 +50,7 @@ def standalone_consumer(
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-            "client.id": client_id,
-        }
+        },
     )
 
 

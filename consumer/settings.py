@@ -7,16 +7,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from consumer.errors import ConfigurationError
 from consumer.state.changelog import changelog_topic_name
+from kafka_config.security import KafkaSecuritySettings
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
 
-class ConsumerSettings(BaseSettings):
+class ConsumerSettings(KafkaSecuritySettings):
+    """Kafka TLS and SASL settings come from :class:`KafkaSecuritySettings`
+    (``SEGSTREAM_CONSUMER_KAFKA_SECURITY_PROTOCOL``, ...)."""
+
     model_config = SettingsConfigDict(
-        env_prefix="SEGSTREAM_CONSUMER_", env_file=".env", extra="ignore"
+        env_prefix="SEGSTREAM_CONSUMER_",
+        env_file=".env",
+        extra="ignore",
+        # A validation error must never quote a value: some of them are secrets.
+        hide_input_in_errors=True,
     )
 
     kafka_bootstrap_servers: str = Field(

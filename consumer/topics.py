@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConsumerError
 
 _log = logging.getLogger(__name__)
@@ -21,9 +22,9 @@ class TopicSpec:
     min_insync_replicas: int
 
 
-def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
+def ensure_topics(clients: KafkaClients, specs: list[TopicSpec], timeout: float = 30.0) -> None:
     """Create what is missing; an existing topic is left as it is (and said so in the log)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = clients.admin()
     new = [
         NewTopic(
             spec.name,

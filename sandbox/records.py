@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from kafka_config.logs import librdkafka_logger
 from schemas.codec import EventCodec
 from schemas.model import Channel, InteractionCompleted
 from schemas.topics import HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_SOURCE
@@ -71,7 +72,12 @@ def produce(
     """Write the events keyed by customer id with the bridge's headers; wait for every ack."""
     codec = EventCodec(topic)
     producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5}
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "logger": librdkafka_logger(),
+        }
     )
     results: list[Produced | None] = [None] * len(events)
 
@@ -121,7 +127,7 @@ def produce_raw(
     value: bytes,
     headers: Sequence[tuple[str, bytes]],
 ) -> tuple[int, int]:
-    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "logger": librdkafka_logger()})
     position: list[tuple[int, int]] = []
 
     def acked(error: KafkaError | None, message: Message) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
+from consumer.clients import KafkaClients
 from consumer.dedupe import (
     DedupeIndex,
     DedupeRebuildError,
@@ -143,7 +144,9 @@ def test_a_rebuilt_history_is_loaded_into_its_partition() -> None:
 def test_an_unreachable_broker_fails_within_the_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(DedupeRebuildError) as caught:
-        rebuild_partition("127.0.0.1:1", "t", 0, until_offset=10, since_ms=0, timeout_s=1.0)
+        rebuild_partition(
+            KafkaClients("127.0.0.1:1"), "t", 0, until_offset=10, since_ms=0, timeout_s=1.0
+        )
     assert time.monotonic() - started < 5.0
     assert isinstance(caught.value, ConsumerError)
     assert caught.value.partial == {}
@@ -151,7 +154,7 @@ def test_an_unreachable_broker_fails_within_the_timeout() -> None:
 
 def test_nothing_committed_means_nothing_to_read() -> None:
     # No broker is contacted at all: the address is never dialled.
-    assert rebuild_partition("127.0.0.1:1", "t", 0, until_offset=0, since_ms=0) == {}
+    assert rebuild_partition(KafkaClients("127.0.0.1:1"), "t", 0, until_offset=0, since_ms=0) == {}
 
 
 def event_bytes(event_id: str) -> bytes:
@@ -227,7 +230,12 @@ def test_rebuild_returns_exactly_the_finished_ids_within_the_window(
     )
 
     ids = rebuild_partition(
-        kafka_bootstrap, topic, 0, until_offset=committed, since_ms=since, timeout_s=30
+        KafkaClients(kafka_bootstrap),
+        topic,
+        0,
+        until_offset=committed,
+        since_ms=since,
+        timeout_s=30,
     )
 
     assert ids == {
@@ -264,7 +272,12 @@ def test_rebuild_stops_at_the_committed_offset_even_after_a_transaction_marker(
     produce(kafka_bootstrap, topic, [(0, "after-the-marker", b"x", now, False)])  # offset 4
 
     ids = rebuild_partition(
-        kafka_bootstrap, topic, 0, until_offset=committed, since_ms=now - HOUR_MS, timeout_s=30
+        KafkaClients(kafka_bootstrap),
+        topic,
+        0,
+        until_offset=committed,
+        since_ms=now - HOUR_MS,
+        timeout_s=30,
     )
     assert sorted(ids) == ["in-txn-0", "in-txn-1", "in-txn-2"]
 
@@ -289,7 +302,7 @@ def test_empty_ranges_come_back_empty_without_waiting(
     for name, partition, until_offset, since_ms in cases:
         started = time.monotonic()
         ids = rebuild_partition(
-            kafka_bootstrap,
+            KafkaClients(kafka_bootstrap),
             topic,
             partition,
             until_offset=until_offset,
