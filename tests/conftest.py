@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from sandbox.kafka.broker import LocalKafka
 from sandbox.kafka.container import docker_available, kafka_container
+from sandbox.kafka.security import generate_security
 from support.kafka import TopicFactory
 
 # Two cores shared by a broker, services and the test process: an example that takes 250 ms
@@ -33,7 +34,10 @@ def _session_kafka(
         with kafka_container() as bootstrap:
             yield bootstrap, None
         return
-    with LocalKafka(tmp_path_factory.mktemp("kafka")) as cluster:
+    # With the SSL and SASL_SSL listeners too (tests/integration/test_kafka_security.py); the
+    # PLAINTEXT one is what every other test uses.
+    security = generate_security(tmp_path_factory.mktemp("kafka-tls"))
+    with LocalKafka(tmp_path_factory.mktemp("kafka"), security=security) as cluster:
         yield cluster.bootstrap_servers, cluster
 
 
@@ -53,6 +57,22 @@ def controllable_kafka(
         yield _session_kafka[1]
         return
     with LocalKafka(tmp_path_factory.mktemp("kafka-controllable")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(
+    _session_kafka: tuple[str, LocalKafka | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalKafka]:
+    """A broker with SSL (mutual TLS) and SASL_SSL (SCRAM, PLAIN) listeners beside PLAINTEXT:
+    the session broker when this run started it, else one of its own (needs Java)."""
+    if _session_kafka[1] is not None and _session_kafka[1].security is not None:
+        yield _session_kafka[1]
+        return
+    if shutil.which("java") is None:
+        pytest.skip("a broker with security listeners needs Java (sandbox/kafka)")
+    security = generate_security(tmp_path_factory.mktemp("kafka-secure-tls"))
+    with LocalKafka(tmp_path_factory.mktemp("kafka-secure"), security=security) as cluster:
         yield cluster
 
 
