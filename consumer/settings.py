@@ -52,8 +52,11 @@ class ConsumerSettings(KafkaSecuritySettings):
     # Topic creation (``segstream-consumer create-topics``); production clusters usually manage
     # topics elsewhere (deploy/ has Strimzi KafkaTopic resources with the same values).
     topic_partitions: int = Field(default=12, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # Production defaults: three copies, and a write acknowledged (acks=all) only once two hold
+    # it, so one broker can be lost (or restarted for an upgrade) without losing or refusing a
+    # record. Kafka's documentation recommends exactly this pair. A one-broker sandbox sets 1/1.
+    topic_replication_factor: int = Field(default=3, ge=1)
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
 
     crm_base_url: str = "http://127.0.0.1:8090"
     crm_token: SecretStr | None = None
@@ -132,6 +135,11 @@ class ConsumerSettings(KafkaSecuritySettings):
     def _token_file_or_value(self) -> ConsumerSettings:
         if self.crm_token is not None and self.crm_token_file is not None:
             raise ValueError("set crm_token or crm_token_file, not both")
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "topic_min_insync_replicas must not exceed topic_replication_factor "
+                "(no acks=all write could ever succeed)"
+            )
         return self
 
     def writer_schemas(self) -> list[dict[str, Any]]:
