@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from confluent_kafka import (
@@ -54,11 +54,18 @@ def standalone_consumer(
     )
 
 
-def watermarks(consumer: Consumer, topic: str, partition: int, deadline: float) -> tuple[int, int]:
+def watermarks(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, int]:
     """(low, high) offsets of the partition; raises :class:`PartitionReadError`."""
     try:
         low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=max(deadline - time.monotonic(), 0.001)
+            TopicPartition(topic, partition), timeout=max(deadline - clock(), 0.001)
         )
     except KafkaException as exc:
         raise PartitionReadError(f"cannot locate {topic}[{partition}]: {exc}") from exc
@@ -66,18 +73,26 @@ def watermarks(consumer: Consumer, topic: str, partition: int, deadline: float) 
 
 
 def read_range(
-    consumer: Consumer, topic: str, partition: int, *, start: int, end: int, deadline: float
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    *,
+    start: int,
+    end: int,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Message]:
     """Records of ``[start, end)`` in offset order (``start`` may be ``OFFSET_BEGINNING``).
 
-    Raises :class:`PartitionReadError` when ``deadline`` (a ``time.monotonic()`` instant) passes
-    first or the broker reports a fatal or permanent error; what was yielded stays yielded.
+    Raises :class:`PartitionReadError` when ``deadline`` (an instant of ``clock``, a monotonic
+    clock in seconds) passes first or the broker reports a fatal or permanent error; what was
+    yielded stays yielded.
     """
     if end <= 0 or (start != OFFSET_BEGINNING and start >= end):
         return
     consumer.assign([TopicPartition(topic, partition, start)])
     while True:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock()
         if remaining <= 0:
             raise PartitionReadError(f"reading {topic}[{partition}] up to offset {end} timed out")
         for message in consumer.consume(_BATCH, min(remaining, _POLL_S)):

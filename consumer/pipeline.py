@@ -249,7 +249,6 @@ class RecordProcessor:
         restarts and rebalances without an external store)."""
         if committed is None or committed <= 0:
             return
-        since_ms = int((time.time() - self._dedupe_ttl_s) * 1000)
         started = time.monotonic()
         try:
             seen = await asyncio.to_thread(
@@ -258,7 +257,7 @@ class RecordProcessor:
                 topic,
                 partition,
                 until_offset=committed,
-                since_ms=since_ms,
+                ttl_s=self._dedupe_ttl_s,
                 codec=self._codec,
             )
         except DedupeRebuildError as exc:

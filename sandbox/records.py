@@ -67,9 +67,16 @@ class Produced:
 
 
 def produce(
-    bootstrap_servers: str, topic: str, events: list[InteractionCompleted]
+    bootstrap_servers: str,
+    topic: str,
+    events: list[InteractionCompleted],
+    *,
+    timestamps_ms: Sequence[int] | None = None,
 ) -> list[Produced]:
-    """Write the events keyed by customer id with the bridge's headers; wait for every ack."""
+    """Write the events keyed by customer id with the bridge's headers; wait for every ack.
+
+    ``timestamps_ms``: each record's timestamp (epoch ms; default: the producer's clock), for
+    records that look as if written earlier, a consumer lagging behind them."""
     codec = EventCodec(topic)
     producer = Producer(
         {
@@ -107,6 +114,7 @@ def produce(
                         (HEADER_SOURCE, b"test"),
                     ],
                     on_delivery=acked(index),
+                    timestamp=0 if timestamps_ms is None else timestamps_ms[index],
                 )
                 break
             except BufferError:
