@@ -22,7 +22,12 @@ from confluent_kafka.admin import AdminClient
 
 from sandbox.errors import BrokerStartError
 from sandbox.kafka.jars import KafkaJars, ensure_kafka_jars
-from sandbox.kafka.security import BrokerSecurity, listener_properties, scram_format_arguments
+from sandbox.kafka.security import (
+    BrokerSecurity,
+    jvm_options,
+    listener_properties,
+    scram_format_arguments,
+)
 
 # A broker on a 2-core CI box needs ~5 s to start; a minute leaves room for a cold JIT and a busy
 # machine without hiding a broker that will never come up.
@@ -293,6 +298,7 @@ class LocalKafka:
             java, "-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
+            *([] if self._security is None else jvm_options(self._security)),
             "-cp", self._jars.classpath,
         ]  # fmt: skip
 

@@ -6,10 +6,12 @@ neither, for checks that an unknown CA is refused) and picks SCRAM and PLAIN use
 passwords. :class:`~sandbox.kafka.broker.LocalKafka` then opens two more listeners per node:
 
 * ``SSL``: TLS with a required client certificate (mutual TLS);
-* ``SASL_SSL``: TLS, then SASL ``SCRAM-SHA-256``, ``SCRAM-SHA-512`` or ``PLAIN``. SCRAM
-  credentials are stored by ``kafka-storage format --add-scram`` before the first start, as
-  Kafka's documentation says for KRaft clusters (KIP-900); PLAIN users are listed in the
-  listener's JAAS configuration.
+* ``SASL_SSL``: TLS, then SASL ``SCRAM-SHA-256``, ``SCRAM-SHA-512`` or ``PLAIN``, and
+  ``OAUTHBEARER`` when :class:`OAuthValidation` names an OIDC provider's key set
+  (:mod:`sandbox.kafka.oidc`). SCRAM credentials are stored by ``kafka-storage format
+  --add-scram`` before the first start, as Kafka's documentation says for KRaft clusters
+  (KIP-900); PLAIN users are listed in the listener's JAAS configuration; OAUTHBEARER tokens are
+  checked by Kafka's ``OAuthBearerValidatorCallbackHandler`` (KIP-768) against the JWKS.
 
 The broker reads PEM files directly (KIP-651): its key, unencrypted PKCS#8, and its certificate
 chain in one keystore file, and the CA as its trust store.
@@ -36,12 +38,23 @@ BROKER_HOST: Final = "127.0.0.1"
 
 
 @dataclass(frozen=True)
+class OAuthValidation:
+    """How the broker checks OAUTHBEARER tokens: the provider's key set, audience and issuer."""
+
+    jwks_url: str
+    audience: str
+    issuer: str
+
+
+@dataclass(frozen=True)
 class BrokerSecurity:
-    """Where the PEM files are, and the SASL users (name -> password) of each kind."""
+    """Where the PEM files are, the SASL users (name -> password) of each kind, and the OIDC
+    provider OAUTHBEARER tokens come from (none: no OAUTHBEARER)."""
 
     directory: Path
     scram_users: dict[str, str] = field(repr=False)
     plain_users: dict[str, str] = field(repr=False)
+    oauth: OAuthValidation | None = None
 
     @property
     def ca_file(self) -> Path:
@@ -66,7 +79,9 @@ class BrokerSecurity:
         return self.directory / "client-key.pem"
 
 
-def generate_security(directory: Path, user: str = "segstream") -> BrokerSecurity:
+def generate_security(
+    directory: Path, user: str = "segstream", *, oauth: OAuthValidation | None = None
+) -> BrokerSecurity:
     """Write fresh certificates into ``directory`` and pick passwords for ``user``."""
     import trustme  # noqa: PLC0415 - a development dependency, needed only for a secured broker
 
@@ -78,6 +93,7 @@ def generate_security(directory: Path, user: str = "segstream") -> BrokerSecurit
         directory,
         scram_users={user: secrets.token_urlsafe(18)},
         plain_users={f"{user}-plain": secrets.token_urlsafe(18)},
+        oauth=oauth,
     )
     security.ca_file.write_bytes(ca.cert_pem.bytes())
     security.other_ca_file.write_bytes(trustme.CA().cert_pem.bytes())
@@ -105,7 +121,9 @@ def listener_properties(security: BrokerSecurity) -> dict[str, str]:
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": str(security.ca_file),
         "listener.name.ssl.ssl.client.auth": "required",
-        "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        "sasl.enabled.mechanisms": ",".join(
+            [*SASL_MECHANISMS, *(["OAUTHBEARER"] if security.oauth else [])]
+        ),
         "listener.name.sasl_ssl.plain.sasl.jaas.config": (
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
         ),
@@ -114,7 +132,28 @@ def listener_properties(security: BrokerSecurity) -> dict[str, str]:
         properties[f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config"] = (
             "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         )
+    if security.oauth is not None:
+        prefix = "listener.name.sasl_ssl.oauthbearer."
+        properties |= {
+            f"{prefix}sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+            ),
+            f"{prefix}sasl.server.callback.handler.class": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            ),
+            "sasl.oauthbearer.jwks.endpoint.url": security.oauth.jwks_url,
+            "sasl.oauthbearer.expected.audience": security.oauth.audience,
+            "sasl.oauthbearer.expected.issuer": security.oauth.issuer,
+        }
     return properties
+
+
+def jvm_options(security: BrokerSecurity) -> list[str]:
+    """System properties the broker needs: since Kafka 4.0 the OAUTHBEARER URLs a broker may
+    call must be allowed explicitly (``org.apache.kafka.sasl.oauthbearer.allowed.urls``)."""
+    if security.oauth is None:
+        return []
+    return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={security.oauth.jwks_url}"]
 
 
 def scram_format_arguments(security: BrokerSecurity) -> list[str]:

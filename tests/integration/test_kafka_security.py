@@ -1,4 +1,5 @@
-"""Both services against the local broker's secured listeners: mutual TLS, and SCRAM over TLS.
+"""Both services against the local broker's secured listeners: mutual TLS, SCRAM over TLS, and
+OAUTHBEARER over TLS with tokens from a local OIDC provider (sandbox/kafka/oidc.py).
 
 The services are given only the secured listener's address, so any Kafka client one of them made
 without the security settings could not connect, and the flow below uses every client: the
@@ -26,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 from consumer.clients import KafkaClients
 from consumer.settings import ConsumerSettings
 from sandbox.kafka.broker import LocalKafka
+from sandbox.kafka.oidc import OidcProvider
 from sandbox.records import produce_raw
 from schemas.topics import HEADER_EVENT_ID
 from support.bridge import EVENTS, serve_bridge
@@ -37,13 +39,31 @@ from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
 
+OIDC_CLIENT_ID = "segstream"  # the client the test session's OIDC provider knows (conftest)
+
 USER = "segstream"
 
 
-def security_settings(cluster: LocalKafka, mode: str, secrets_dir: Path) -> dict[str, str]:
+def security_settings(
+    cluster: LocalKafka, mode: str, secrets_dir: Path, oidc: OidcProvider | None = None
+) -> dict[str, str]:
     """The settings (without prefix) for ``mode``, and ``bootstrap``; passwords go in files."""
     security = cluster.security
     assert security is not None
+    if mode == "oauthbearer":
+        assert oidc is not None
+        secret_file = secrets_dir / "oidc-client-secret"
+        secret_file.write_text(oidc.clients[OIDC_CLIENT_ID])
+        return {
+            "bootstrap": cluster.sasl_ssl_bootstrap_servers,
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_ssl_ca_file": str(security.ca_file),
+            "kafka_sasl_mechanism": "OAUTHBEARER",
+            "kafka_sasl_oauthbearer_token_endpoint_url": oidc.token_endpoint_url,
+            "kafka_sasl_oauthbearer_client_id": OIDC_CLIENT_ID,
+            "kafka_sasl_oauthbearer_client_secret_file": str(secret_file),
+            "kafka_sasl_oauthbearer_scope": "kafka",
+        }
     if mode == "ssl":
         return {
             "bootstrap": cluster.ssl_bootstrap_servers,
@@ -90,7 +110,7 @@ def passwords(settings: dict[str, str]) -> list[str]:
     return [
         Path(value).read_text().strip()
         for name, value in settings.items()
-        if name.endswith("_file") and "password" in name
+        if name.endswith(("password_file", "secret_file"))
     ]
 
 
@@ -110,11 +130,15 @@ def architect_event(customer: str, contact: str, summary: str) -> dict[str, Any]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["ssl", "scram-sha-512"])
+@pytest.mark.parametrize("mode", ["ssl", "scram-sha-512", "oauthbearer"])
 async def test_one_event_end_to_end_through_every_client(
-    mode: str, secure_kafka: LocalKafka, run_dir: Path, group_id: str
+    mode: str,
+    secure_kafka: LocalKafka,
+    secure_kafka_oidc: OidcProvider,
+    run_dir: Path,
+    group_id: str,
 ) -> None:
-    settings = security_settings(secure_kafka, mode, run_dir)
+    settings = security_settings(secure_kafka, mode, run_dir, secure_kafka_oidc)
     bootstrap = settings.pop("bootstrap")
     names = uuid.uuid4().hex[:8]
     topic, dlq = f"secure-{names}", f"secure-{names}.dlq"
@@ -201,13 +225,16 @@ async def test_one_event_end_to_end_through_every_client(
         assert crm.stop() == 0
 
 
-@pytest.mark.parametrize("mode", ["ssl", "scram-sha-256", "scram-sha-512", "plain"])
+@pytest.mark.parametrize("mode", ["ssl", "scram-sha-256", "scram-sha-512", "plain", "oauthbearer"])
 def test_each_listener_and_mechanism_answers_the_consumers_clients(
-    mode: str, secure_kafka: LocalKafka, run_dir: Path
+    mode: str, secure_kafka: LocalKafka, secure_kafka_oidc: OidcProvider, run_dir: Path
 ) -> None:
-    clients = consumer_clients(**security_settings(secure_kafka, mode, run_dir))
+    clients = consumer_clients(**security_settings(secure_kafka, mode, run_dir, secure_kafka_oidc))
+    tokens_before = secure_kafka_oidc.issued
     metadata = clients.admin().list_topics(timeout=15)
     assert set(metadata.brokers) == {1}
+    if mode == "oauthbearer":  # librdkafka fetched its token from the provider itself
+        assert secure_kafka_oidc.issued > tokens_before
 
 
 @pytest.mark.parametrize(
@@ -218,16 +245,23 @@ def test_each_listener_and_mechanism_answers_the_consumers_clients(
         ("ssl", {"kafka_ssl_ca_file": "other"}),  # a CA that did not sign the broker's cert
         ("ssl", {"kafka_ssl_certificate_file": None, "kafka_ssl_key_file": None}),
         ("ssl", {"bootstrap": "localhost"}),  # the certificate names 127.0.0.1, not localhost
+        ("oauthbearer", {"wrong_client_secret": "yes"}),  # the provider refuses the token
     ],
 )
 def test_a_client_the_broker_or_its_certificate_should_refuse_gets_nowhere(
-    mode: str, change: dict[str, str | None], secure_kafka: LocalKafka, run_dir: Path
+    mode: str,
+    change: dict[str, str | None],
+    secure_kafka: LocalKafka,
+    secure_kafka_oidc: OidcProvider,
+    run_dir: Path,
 ) -> None:
-    settings = security_settings(secure_kafka, mode, run_dir)
+    settings = security_settings(secure_kafka, mode, run_dir, secure_kafka_oidc)
     assert secure_kafka.security is not None
     for name, value in change.items():
         if name == "wrong_password":
             refuse_password(settings)
+        elif name == "wrong_client_secret":
+            Path(settings["kafka_sasl_oauthbearer_client_secret_file"]).write_text("not-it")
         elif value == "other":
             settings[name] = str(secure_kafka.security.other_ca_file)
         elif value == "localhost":
