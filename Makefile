@@ -5,7 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean bench-consumer bench-bridge bench-state
+DEPLOY_STAMP := $(VENV)/.installed-deploy
+
+.PHONY: help run test test-fast lint format clean bench-consumer bench-bridge bench-state deploy-check deploy-generate
+.DEFAULT_GOAL := help
+
+## help: this list
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +24,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/segstream-sandbox run
 
-## test: unit tests and real-broker integration tests (all markers)
+## test: unit tests and real-broker integration tests (every marker but deploy: see deploy-check)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not deploy" --ignore=tests/deploy
 
 ## test-fast: what needs no broker
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not kafka and not slow"
+	$(BIN)/pytest -m "not kafka and not slow and not deploy" --ignore=tests/deploy
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: $(STAMP)
@@ -43,9 +50,23 @@ bench-state: $(STAMP)
 bench-bridge: $(STAMP)
 	$(BIN)/python -m bench.bridge $(BENCH_ARGS)
 
+$(DEPLOY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
+	@touch $(DEPLOY_STAMP)
+
+## deploy-check: build the image, run it and the compose stack, validate deploy/k8s, promtool the alert rules, run dashboard and alert queries in a real Prometheus (Docker engine started if none answers; tools from deploy/check/install-tools.sh)
+deploy-check: $(DEPLOY_STAMP)
+	deploy/check/run.sh $(DEPLOY_CHECK_ARGS)
+
+## deploy-generate: regenerate deploy/k8s/base/monitoring/prometheusrule.yaml from the alert rules
+deploy-generate: $(DEPLOY_STAMP)
+	$(BIN)/python deploy/prometheus/prometheusrule.py > deploy/k8s/base/monitoring/prometheusrule.yaml
+
+## format: ruff fix and format
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## clean: the virtualenv, local state and caches (not ~/.cache/segstream)
 clean:
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .run .wheelhouse .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -19,6 +19,7 @@ from sandbox.generator import EventGenerator, GeneratorConfig, GeneratorSummary
 from sandbox.kafka.broker import LocalKafka
 from sandbox.kafka.security import BrokerSecurity, generate_security
 from sandbox.run import run_all
+from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
 
 EXAMPLE_EVENT = {
@@ -76,6 +77,12 @@ def _send(args: argparse.Namespace) -> int:
     status, body = asyncio.run(send_event(args.url, secret, payload))
     print(status, body)
     return 0 if status == 202 else 1
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    for name, path in ensure_compose_secrets(Path(args.dir)).items():
+        print(f"{name}: {path}")
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -149,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("--secret-file", default=".run/webhook-secret")
     send.add_argument("--file", default=None, help="JSON payload (default: the seed's example)")
     _add_generate_parser(commands)
+    secrets = commands.add_parser(
+        "secrets", help="a webhook signing secret and a CRM token for deploy/compose.yaml"
+    )
+    secrets.add_argument("--dir", default="deploy/secrets", help="where (SEGSTREAM_SECRETS_DIR)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "run":
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_kafka(args))
     if args.command == "generate":
         sys.exit(_generate(args))
+    if args.command == "secrets":
+        sys.exit(_secrets(args))
     sys.exit(_send(args))
 
 

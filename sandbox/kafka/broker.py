@@ -64,6 +64,37 @@ def free_port() -> int:
     raise OSError("no free port in 20000-31999")
 
 
+def wait_for_brokers(
+    bootstrap_servers: str,
+    node_ids: set[int],
+    timeout: float,
+    *,
+    exited: Callable[[], str | None],
+    logs: Callable[[], str],
+) -> None:
+    """Poll the cluster's metadata until every id of ``node_ids`` is a registered broker.
+
+    ``exited`` returns why the cluster can no longer come up (a node's process or container
+    ended), or None; ``logs`` the log tails put in the error after ``timeout`` seconds.
+    Raises :class:`BrokerStartError`.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    while True:
+        reason = exited()
+        if reason is not None:
+            raise BrokerStartError(reason)
+        try:
+            metadata = admin.list_topics(timeout=2)
+            if node_ids <= set(metadata.brokers):
+                return
+        except Exception:  # noqa: S110 - KafkaException until the listener is up; keep polling
+            pass
+        if time.monotonic() > deadline:
+            raise BrokerStartError(f"Kafka not ready after {timeout:.0f}s:\n{logs()}")
+        time.sleep(0.2)
+
+
 @dataclass
 class _Node:
     node_id: int
@@ -209,25 +240,23 @@ class LocalKafka:
     def wait_until_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         """Poll metadata until every running node is registered, or fail with the log tail."""
         running = {n.node_id for n in self._nodes if n.process and n.process.poll() is None}
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def exited() -> str | None:
             for node in self._nodes:
                 if node.process is not None and node.process.poll() is not None:
-                    raise BrokerStartError(
+                    return (
                         f"Kafka node {node.node_id} exited with {node.process.returncode}:\n"
                         f"{self._log_tail(node)}"
                     )
-            try:
-                metadata = admin.list_topics(timeout=2)
-                if running <= set(metadata.brokers):
-                    return
-            except Exception:  # noqa: S110 - KafkaException until the listener is up; keep polling
-                pass
-            if time.monotonic() > deadline:
-                tails = "\n".join(self._log_tail(n) for n in self._nodes)
-                raise BrokerStartError(f"Kafka not ready after {timeout:.0f}s:\n{tails}")
-            time.sleep(0.2)
+            return None
+
+        wait_for_brokers(
+            self.bootstrap_servers,
+            running,
+            timeout,
+            exited=exited,
+            logs=lambda: "\n".join(self._log_tail(n) for n in self._nodes),
+        )
 
     def _voters(self) -> str:
         return ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self._nodes)
