@@ -10,37 +10,49 @@ import sys
 
 from prometheus_client import start_http_server
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
 from consumer.state import ensure_changelog_topic
+from consumer.state.changelog import REQUIRED_CLEANUP_POLICY
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 
 _log = logging.getLogger("consumer")
 
 
 def create_topics(settings: ConsumerSettings) -> None:
-    partitions = settings.topic_partitions
-    replication = settings.topic_replication_factor
-    min_isr = settings.topic_min_insync_replicas
+    """The input, dead-letter and state-changelog topics, all or none (see
+    :func:`consumer.topics.ensure_topics`); an existing changelog is then checked to fit."""
+
+    def spec(name: str, **config: str) -> TopicSpec:
+        return TopicSpec(
+            name,
+            partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+            config=config,
+        )
+
+    clients = KafkaClients.from_settings(settings)
+    changelog = settings.state_changelog_topic
     ensure_topics(
-        settings.kafka_bootstrap_servers,
+        clients,
         [
-            TopicSpec(settings.topic, partitions, replication, min_isr),
-            TopicSpec(settings.dead_letter_topic, partitions, replication, min_isr),
+            spec(settings.topic),
+            spec(settings.dead_letter_topic),
+            spec(changelog, **{"cleanup.policy": REQUIRED_CLEANUP_POLICY}),
             # segstream-dlq's parked and audit topics (it creates them too when missing).
             *dead_letter_tool_topics(
                 settings.dead_letter_topic,
-                partitions=partitions,
-                replication_factor=replication,
-                min_insync_replicas=min_isr,
+                partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                min_insync_replicas=settings.topic_min_insync_replicas,
             ),
         ],
     )
-    ensure_changelog_topic(
-        settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic
-    )
+    ensure_changelog_topic(clients, settings.topic, changelog)
 
 
 async def serve(settings: ConsumerSettings) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from confluent_kafka import Message
 
+from consumer.clients import KafkaClients
 from consumer.errors import DeadLetterError
 from consumer.producing import AcknowledgedProducer, Headers
 from schemas.topics import (
@@ -69,12 +70,12 @@ class DeadLetterPublisher:
     """Awaits the broker's ack for every dead letter: the source offset moves only after it."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, group_id: str, *, delivery_timeout_ms: int
+        self, clients: KafkaClients, topic: str, group_id: str, *, delivery_timeout_ms: int
     ) -> None:
         self._topic = topic
         self._group_id = group_id
         self._producer = AcknowledgedProducer(
-            bootstrap_servers,
+            clients,
             client_id="segstream-consumer-dlq",
             delivery_timeout_ms=delivery_timeout_ms,
             error=lambda reason: DeadLetterError(

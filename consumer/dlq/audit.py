@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from pydantic import BaseModel
 
+from consumer.clients import KafkaClients
 from consumer.dlq.errors import KafkaUnavailableError
 
 Outcome = Literal["ok", "partial", "interrupted", "terminated", "fenced", "failed", "usage"]
@@ -53,17 +54,16 @@ class AuditRecord(BaseModel):
 class AuditLog:
     """Appends records, each acknowledged by the broker (``acks=all``) before it returns."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, timeout_s: float) -> None:
+    def __init__(self, clients: KafkaClients, topic: str, *, timeout_s: float) -> None:
         self.topic = topic
         self._timeout_s = timeout_s
-        self._producer = Producer(
+        self._producer = clients.producer(
+            "segstream-dlq-audit",
             {
-                "bootstrap.servers": bootstrap_servers,
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": int(timeout_s * 1000),
-                "client.id": "segstream-dlq-audit",
-            }
+            },
         )
 
     def append(self, record: AuditRecord) -> None:

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.dlq.errors import FencedError, KafkaUnavailableError
 from consumer.dlq.records import Headers
 
@@ -51,23 +52,22 @@ def transactional_id(group_id: str) -> str:
 class TransactionalPublisher:
     def __init__(
         self,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         group_id: str,
         *,
         transaction_timeout_ms: int,
         timeout_s: float,
     ) -> None:
         self._timeout_s = timeout_s
-        self._producer = Producer(
+        self._producer = clients.producer(
+            "segstream-dlq",
             {
-                "bootstrap.servers": bootstrap_servers,
                 "transactional.id": transactional_id(group_id),
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
-                "client.id": "segstream-dlq",
-            }
+            },
         )
         self._open = False
         self._opened_at = 0.0

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.dlq.errors import KafkaUnavailableError, UsageError
 from consumer.dlq.ledger import LedgerError, PartitionLedger
 
@@ -60,13 +61,13 @@ class PartitionEnd:
 
 class DeadLetterReader:
     def __init__(
-        self, bootstrap_servers: str, topic: str, group_id: str, *, timeout_s: float
+        self, clients: KafkaClients, topic: str, group_id: str, *, timeout_s: float
     ) -> None:
         self.topic = topic
         self._timeout_s = timeout_s
-        self._consumer = Consumer(
+        self._consumer = clients.consumer(
+            "segstream-dlq",
             {
-                "bootstrap.servers": bootstrap_servers,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -75,8 +76,7 @@ class DeadLetterReader:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
-                "client.id": "segstream-dlq",
-            }
+            },
         )
 
     @property

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 
+from consumer.clients import KafkaClients
 from consumer.dlq.audit import AuditLog, AuditRecord, Outcome, ReasonCount
 from consumer.dlq.errors import DlqError, ExitCode, KafkaUnavailableError
 from consumer.dlq.inspection import Decoder, inspect
@@ -70,7 +71,7 @@ def new_run_id() -> str:
 
 def _reader(settings: DlqSettings) -> DeadLetterReader:
     return DeadLetterReader(
-        settings.kafka_bootstrap_servers,
+        KafkaClients.from_settings(settings),
         settings.dead_letter_topic,
         settings.group_id,
         timeout_s=settings.kafka_timeout_s,
@@ -90,7 +91,7 @@ def _tool_topics(settings: DlqSettings, dead_letter_partitions: int) -> tuple[To
 
 def _ensure(settings: DlqSettings, specs: list[TopicSpec]) -> None:
     try:
-        ensure_topics(settings.kafka_bootstrap_servers, specs, timeout=settings.kafka_timeout_s)
+        ensure_topics(KafkaClients.from_settings(settings), specs, timeout=settings.kafka_timeout_s)
     except ConsumerError as exc:
         raise KafkaUnavailableError(str(exc)) from exc
 
@@ -162,7 +163,7 @@ def run_transfer(
     _, audit_spec = _tool_topics(settings, 1)
     _ensure(settings, [audit_spec])
     audit = AuditLog(
-        settings.kafka_bootstrap_servers, settings.audit, timeout_s=settings.kafka_timeout_s
+        KafkaClients.from_settings(settings), settings.audit, timeout_s=settings.kafka_timeout_s
     )
     try:
         audit.append(started)
@@ -214,7 +215,7 @@ def run_transfer(
 def _superseded_check(settings: DlqSettings) -> SupersededCheck:
     """The consumer group's customer state; without one (``unknown`` says why) no count."""
     check = SupersededCheck(
-        settings.kafka_bootstrap_servers,
+        KafkaClients.from_settings(settings),
         settings.state_changelog_topic,
         codecs=TopicCodecs(INTERACTIONS_TOPIC, settings.schema_registry_url),
         timeout_s=settings.kafka_timeout_s,
@@ -237,7 +238,7 @@ def _transfer(
             # Before reading the group's offsets: fences an earlier run and aborts what it
             # left open, so the offsets read next are final.
             publisher = TransactionalPublisher(
-                settings.kafka_bootstrap_servers,
+                KafkaClients.from_settings(settings),
                 settings.group_id,
                 transaction_timeout_ms=settings.transaction_timeout_ms,
                 timeout_s=settings.kafka_timeout_s,

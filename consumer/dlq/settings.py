@@ -6,14 +6,20 @@ import getpass
 import socket
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from consumer.state import changelog_topic_name
+from kafka_config.security import KafkaSecuritySettings
 from schemas.topics import AUDIT_SUFFIX, DEAD_LETTER_TOPIC, PARKED_SUFFIX
 
 
-class DlqSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEGSTREAM_DLQ_", env_file=".env", extra="ignore")
+class DlqSettings(KafkaSecuritySettings):
+    """Kafka TLS and SASL settings come from :class:`KafkaSecuritySettings`
+    (``SEGSTREAM_DLQ_KAFKA_SECURITY_PROTOCOL``, ...), as the consumer's do."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEGSTREAM_DLQ_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",

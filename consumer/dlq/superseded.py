@@ -20,8 +20,8 @@ import sys
 from typing import Final
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
+from consumer.clients import KafkaClients
 from consumer.dlq.records import DeadLetter, TopicCodecs
 from consumer.errors import StateError
 from consumer.state import PartitionStore, read_changelog, restore_store
@@ -36,14 +36,14 @@ _log = logging.getLogger(__name__)
 class SupersededCheck:
     def __init__(
         self,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         changelog_topic: str,
         *,
         codecs: TopicCodecs,
         timeout_s: float,
     ) -> None:
         self.changelog_topic = changelog_topic
-        self._bootstrap = bootstrap_servers
+        self._clients = clients
         self._timeout_s = timeout_s
         self._codecs = codecs
         self._stores: dict[int, PartitionStore] = {}
@@ -51,7 +51,7 @@ class SupersededCheck:
 
     def available(self) -> bool:
         """Does the consumer group keep customer state (its changelog topic exists)?"""
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = self._clients.admin()
         try:
             metadata = admin.list_topics(self.changelog_topic, timeout=self._timeout_s)
         except KafkaException as exc:
@@ -88,7 +88,7 @@ class SupersededCheck:
         if store is None:
             store = PartitionStore(_NEVER, _NEVER)
             records = read_changelog(
-                self._bootstrap, self.changelog_topic, partition, self._timeout_s
+                self._clients, self.changelog_topic, partition, self._timeout_s
             )
             restore_store(store, partition, records)
             self._stores[partition] = store

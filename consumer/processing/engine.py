@@ -20,12 +20,16 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.processing.holds import PartitionHolds
 from consumer.processing.keyqueues import KeyedQueues
 from consumer.processing.lease import WriteLease
 from consumer.processing.progress import PartitionProgress
 
 Partition = tuple[str, int]
+
+# The group consumer's client.id (the broker's logs and quotas, librdkafka's log lines).
+CLIENT_ID: Final = "segstream-consumer"
 
 # One consume() call returns at most this many records. Smaller than the in-flight bound so a
 # batch cannot overshoot it by much.
@@ -121,6 +125,7 @@ class ProcessingEngine:
         observer: EngineObserver,
         limits: EngineLimits | None = None,
         *,
+        clients: KafkaClients,
         holds: PartitionHolds | None = None,
     ) -> None:
         self._topic = topic
@@ -128,7 +133,7 @@ class ProcessingEngine:
         self._handler = handler
         self._observer = observer
         self._limits = limits or EngineLimits()
-        self._consumer = Consumer({**config, "stats_cb": observer.kafka_stats})
+        self._consumer = clients.consumer(CLIENT_ID, {**config, "stats_cb": observer.kafka_stats})
         self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partitions: dict[Partition, _PartitionState] = {}
