@@ -63,9 +63,11 @@ class DlqSettings(KafkaSecuritySettings):
     # handled records kept in the replay group's commit (consumer/dlq/ledger.py).
     offset_metadata_max_bytes: int = Field(default=4096, ge=256)
 
-    # Topic creation for the parked and audit topics (created when missing).
-    topic_replication_factor: int = Field(default=1, ge=1)
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # Topic creation for the parked and audit topics (created when missing): the production
+    # defaults of `segstream-consumer create-topics` (a broker may be lost without losing or
+    # refusing a write); a one-broker sandbox sets 1 and 1.
+    topic_replication_factor: int = Field(default=3, ge=1)
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
 
     log_level: str = "INFO"
 

@@ -248,6 +248,8 @@ def test_consumer_create_topics_creates_the_tools_topics_too(
         "SEGSTREAM_CONSUMER_DEAD_LETTER_TOPIC": f"{topic}.dlq",
         "SEGSTREAM_CONSUMER_GROUP_ID": group_id,
         "SEGSTREAM_CONSUMER_TOPIC_PARTITIONS": "4",
+        "SEGSTREAM_CONSUMER_TOPIC_REPLICATION_FACTOR": "1",  # the test session's one broker
+        "SEGSTREAM_CONSUMER_TOPIC_MIN_INSYNC_REPLICAS": "1",
     }
     for _ in range(2):  # idempotent
         result = subprocess.run(

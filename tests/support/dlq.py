@@ -45,6 +45,9 @@ class DlqTool:
             "SEGSTREAM_DLQ_GROUP_ID": group_id,
             "SEGSTREAM_DLQ_OPERATOR": "pytest",
             "SEGSTREAM_DLQ_RATE_PER_S": "0",
+            # The test session's broker is one node.
+            "SEGSTREAM_DLQ_TOPIC_REPLICATION_FACTOR": "1",
+            "SEGSTREAM_DLQ_TOPIC_MIN_INSYNC_REPLICAS": "1",
         }
         self.env |= {f"SEGSTREAM_DLQ_{k.upper()}": str(v) for k, v in settings.items()}
 
