@@ -28,6 +28,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Producer
 
 from bench.common import create_topic, kafka_cluster, machine
+from consumer.clients import KafkaClients
 from consumer.partition_reader import read_range, standalone_consumer, watermarks
 from consumer.state import CustomerStates, CustomerVersions, KafkaChangelog, Version
 from consumer.state.store import encode_versions
@@ -76,7 +77,7 @@ def fill(bootstrap: str, topic: str, customers: int) -> int:
 
 
 def read_partition(bootstrap: str, topic: str, partition: int) -> int:
-    consumer = standalone_consumer(bootstrap, "bench-state-baseline")
+    consumer = standalone_consumer(KafkaClients(bootstrap), "bench-state-baseline")
     try:
         deadline = time.monotonic() + 600
         _, end = watermarks(consumer, topic, partition, deadline)
@@ -98,7 +99,9 @@ async def baseline_read(bootstrap: str, topic: str) -> tuple[float, int]:
 
 
 async def restore(bootstrap: str, topic: str) -> tuple[float, CustomerStates]:
-    changelog = KafkaChangelog(bootstrap, topic, delivery_timeout_ms=30_000, read_timeout_s=600)
+    changelog = KafkaChangelog(
+        KafkaClients(bootstrap), topic, delivery_timeout_ms=30_000, read_timeout_s=600
+    )
     states = CustomerStates(
         changelog, retention_ms=7 * 86_400_000, max_customers_per_partition=10_000_000
     )

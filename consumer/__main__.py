@@ -11,12 +11,14 @@ import sys
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
 from consumer.state import ensure_changelog_topic
-from consumer.topics import TopicSpec, ensure_topics
+from consumer.state.changelog import REQUIRED_CLEANUP_POLICY
+from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 
 _log = logging.getLogger("consumer")
 
@@ -36,18 +38,36 @@ def settings_problems(error: ValidationError) -> str:
 
 
 def create_topics(settings: ConsumerSettings) -> None:
-    spec = {
-        "partitions": settings.topic_partitions,
-        "replication_factor": settings.topic_replication_factor,
-        "min_insync_replicas": settings.topic_min_insync_replicas,
-    }
+    """The input, dead-letter and state-changelog topics, all or none (see
+    :func:`consumer.topics.ensure_topics`); an existing changelog is then checked to fit."""
+
+    def spec(name: str, **config: str) -> TopicSpec:
+        return TopicSpec(
+            name,
+            partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+            config=config,
+        )
+
+    clients = KafkaClients.from_settings(settings)
+    changelog = settings.state_changelog_topic
     ensure_topics(
-        settings.kafka_bootstrap_servers,
-        [TopicSpec(settings.topic, **spec), TopicSpec(settings.dead_letter_topic, **spec)],
+        clients,
+        [
+            spec(settings.topic),
+            spec(settings.dead_letter_topic),
+            spec(changelog, **{"cleanup.policy": REQUIRED_CLEANUP_POLICY}),
+            # segstream-dlq's parked and audit topics (it creates them too when missing).
+            *dead_letter_tool_topics(
+                settings.dead_letter_topic,
+                partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                min_insync_replicas=settings.topic_min_insync_replicas,
+            ),
+        ],
     )
-    ensure_changelog_topic(
-        settings.kafka_bootstrap_servers, settings.topic, settings.state_changelog_topic
-    )
+    ensure_changelog_topic(clients, settings.topic, changelog)
 
 
 async def serve(settings: ConsumerSettings) -> None:

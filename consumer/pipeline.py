@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from confluent_kafka import Message
 
+from consumer.clients import KafkaClients
 from consumer.deadletter import Failure, Stage
 from consumer.dedupe import DedupeIndex, DedupeRebuildError, rebuild_partition
 from consumer.errors import FATAL_ERRORS, EventTimeError, StateError
@@ -112,7 +113,7 @@ class RecordProcessor:
         states: CustomerStates,
         dedupe: DedupeIndex,
         metrics: ConsumerMetrics,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         dedupe_ttl_s: float,
         holds: PartitionHolds | None = None,
         hold_unknown_schemas: bool = True,
@@ -122,7 +123,7 @@ class RecordProcessor:
         self._states = states
         self._dedupe = dedupe
         self._metrics = metrics
-        self._bootstrap_servers = bootstrap_servers
+        self._clients = clients
         self._dedupe_ttl_s = dedupe_ttl_s
         self.holds = holds or PartitionHolds()
         self._hold_unknown_schemas = hold_unknown_schemas
@@ -296,16 +297,15 @@ class RecordProcessor:
         restarts and rebalances without an external store)."""
         if committed is None or committed <= 0:
             return
-        since_ms = int((time.time() - self._dedupe_ttl_s) * 1000)
         started = time.monotonic()
         try:
             seen = await asyncio.to_thread(
                 rebuild_partition,
-                self._bootstrap_servers,
+                self._clients,
                 topic,
                 partition,
                 until_offset=committed,
-                since_ms=since_ms,
+                ttl_s=self._dedupe_ttl_s,
                 codec=self._codec,
             )
         except DedupeRebuildError as exc:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from consumer.errors import ConfigurationError
 from consumer.rejections import DEFAULT_REJECTION_THRESHOLD
 from consumer.sink.http import REQUESTS_PER_WRITE
 from consumer.sink.token import BearerToken
 from consumer.state.changelog import changelog_topic_name
+from kafka_config.security import KafkaSecuritySettings
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
 # After its last request a write still records its state change (or dead letter): milliseconds
@@ -21,12 +22,15 @@ from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 _FINISH_MARGIN_S: Final = 1.0
 
 
-class ConsumerSettings(BaseSettings):
+class ConsumerSettings(KafkaSecuritySettings):
+    """Kafka TLS and SASL settings come from :class:`KafkaSecuritySettings`
+    (``SEGSTREAM_CONSUMER_KAFKA_SECURITY_PROTOCOL``, ...)."""
+
     model_config = SettingsConfigDict(
         env_prefix="SEGSTREAM_CONSUMER_",
         env_file=".env",
         extra="ignore",
-        # A validation error must never quote a value: one of them is the CRM token.
+        # A validation error must never quote a value: some of them are secrets.
         hide_input_in_errors=True,
     )
 
@@ -55,8 +59,11 @@ class ConsumerSettings(BaseSettings):
     # Topic creation (``segstream-consumer create-topics``); production clusters usually manage
     # topics elsewhere (deploy/ has Strimzi KafkaTopic resources with the same values).
     topic_partitions: int = Field(default=12, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # Production defaults: three copies, and a write acknowledged (acks=all) only once two hold
+    # it, so one broker can be lost (or restarted for an upgrade) without losing or refusing a
+    # record. Kafka's documentation recommends exactly this pair. A one-broker sandbox sets 1/1.
+    topic_replication_factor: int = Field(default=3, ge=1)
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
 
     crm_base_url: str = "http://127.0.0.1:8090"
     crm_token: SecretStr | None = None
@@ -153,6 +160,11 @@ class ConsumerSettings(BaseSettings):
     def _token_file_or_value(self) -> ConsumerSettings:
         if self.crm_token is not None and self.crm_token_file is not None:
             raise ValueError("set crm_token or crm_token_file, not both")
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "topic_min_insync_replicas must not exceed topic_replication_factor "
+                "(no acks=all write could ever succeed)"
+            )
         return self
 
     @model_validator(mode="after")

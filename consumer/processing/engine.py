@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.errors import FatalClientError, FencedInstanceError
 from consumer.processing.commit import commit_now, commit_positions, store
 from consumer.processing.flow import InFlight, Pauses, PauseWish
@@ -29,6 +30,9 @@ from consumer.processing.lease import WriteLease
 from consumer.processing.progress import PartitionProgress
 
 Partition = tuple[str, int]
+
+# The group consumer's client.id (the broker's logs and quotas, librdkafka's log lines).
+CLIENT_ID: Final = "segstream-consumer"
 
 # One consume() call returns at most this many records. Smaller than the in-flight bound so a
 # batch cannot overshoot it by much.
@@ -116,6 +120,7 @@ class ProcessingEngine:
         observer: EngineObserver,
         limits: EngineLimits | None = None,
         *,
+        clients: KafkaClients,
         holds: PartitionHolds | None = None,
     ) -> None:
         self._topic = topic
@@ -124,7 +129,7 @@ class ProcessingEngine:
         self._handler = handler
         self._observer = observer
         self._limits = limits or EngineLimits()
-        self._consumer = Consumer({**config, "stats_cb": observer.kafka_stats})
+        self._consumer = clients.consumer(CLIENT_ID, {**config, "stats_cb": observer.kafka_stats})
         self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partitions: dict[Partition, _PartitionState] = {}

@@ -16,6 +16,7 @@ from confluent_kafka import Message
 from prometheus_client import CollectorRegistry
 
 from consumer.breaker import CircuitBreaker
+from consumer.clients import KafkaClients
 from consumer.deadletter import DeadLetterPublisher
 from consumer.dedupe import DedupeIndex
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
@@ -206,7 +207,7 @@ def processor_under_test(clock: FakeTime, **writer_options: Any) -> ProcessorUnd
         states=states,
         dedupe=DedupeIndex(),
         metrics=under_test.metrics,
-        bootstrap_servers="127.0.0.1:1",  # never dialled: nothing here rebuilds from Kafka
+        clients=KafkaClients("127.0.0.1:1"),  # never dialled: nothing here rebuilds from Kafka
         dedupe_ttl_s=3600,
     )
     return ProcessorUnderTest(processor, under_test, states, changelog)

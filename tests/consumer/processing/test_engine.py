@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 
+from consumer.clients import KafkaClients
 from consumer.processing.engine import EngineLimits, ProcessingEngine
 from support.kafka import TopicFactory
 from support.waiting import eventually
@@ -139,6 +140,7 @@ async def test_after_rebalances_in_flight_equals_the_records_actually_held(
         handler,
         observed,
         EngineLimits(max_in_flight=1000, revoke_drain_s=0.0),
+        clients=KafkaClients(kafka_bootstrap),
     )
 
     async def settled() -> None:
