@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.clients import KafkaClients
 from consumer.errors import FatalClientError, FencedInstanceError
 from consumer.processing.commit import commit_now, commit_positions, store
+from consumer.processing.drain import finish_writes
 from consumer.processing.flow import InFlight, Pauses, PauseWish
 from consumer.processing.holds import PartitionHolds
 from consumer.processing.keyqueues import KeyedQueues
@@ -395,25 +396,11 @@ class ProcessingEngine:
         )
 
     async def _finish_writes(self, records: list[_Record], grace_s: float) -> None:
-        """Let writes already on the wire finish (up to ``grace_s``); cancel everything else at
-        once, so that no record still waiting (for a token, a retry, the breaker) starts a
-        write during the grace."""
-        tasks = {r.task for r in records if r.task is not None and not r.task.done()}
-        writing = {
-            r.task
-            for r in records
-            if r.task in tasks and self._handler.is_writing(*r.partition, r.offset)
-        }
-        for task in tasks - writing:
-            task.cancel()
-        if writing and grace_s > 0:
-            _, unfinished = await asyncio.wait(writing, timeout=grace_s)
-            if unfinished:
-                _log.warning("abandoning writes still running", extra={"records": len(unfinished)})
-        for task in writing:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """See :func:`consumer.processing.drain.finish_writes`."""
+        tasks = {r.task: r for r in records if r.task is not None and not r.task.done()}
+        await finish_writes(
+            tasks, lambda r: self._handler.is_writing(*r.partition, r.offset), grace_s
+        )
 
     async def _shutdown(self) -> None:
         client_failed = isinstance(self._fatal, FatalClientError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,9 +23,18 @@ from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.dlq import DlqTool, header, origin, provenance, replays
 from support.kafka import read_all
+from support.traffic import steady_traffic
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True)
+def _flowing(kafka_bootstrap: str, pipeline_topics: Any) -> Iterator[None]:
+    """Healthy traffic throughout, as in production: a rejected record is dead-lettered once
+    another customer's write succeeds after it (see tests/support/traffic.py)."""
+    with steady_traffic(kafka_bootstrap, pipeline_topics.events):
+        yield
 
 
 def crm_attributes(event: InteractionCompleted) -> dict[str, Any]:
@@ -73,7 +83,8 @@ def test_rejected_events_are_replayed_once_the_crm_accepts_them_and_the_crm_conv
     group.start()
     dead = dead_letters(kafka_bootstrap, pipeline_topics.dead_letters, len(rejected) + 1)
     assert len(dead) == len(rejected) + 1
-    eventually_sync(lambda: len(crm.applied()) >= len(healthy), timeout=60)
+    healthy_ids = {e.event_id for e in healthy}
+    eventually_sync(lambda: healthy_ids <= set(crm.applied_event_ids()), timeout=60)
 
     crm.set_faults(reject_customer_prefix=None)  # the cause is fixed
     late_second = make_event("REJ-LATE", 2)

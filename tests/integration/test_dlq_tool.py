@@ -24,6 +24,7 @@ from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.dlq import DlqTool, header, origin, provenance, replays
 from support.kafka import committed_offsets, end_offsets, read_all
+from support.traffic import steady_traffic
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
@@ -35,20 +36,21 @@ REJECTED = 200
 def dead_letters(
     kafka_bootstrap: str, pipeline_topics: Any, crm: CrmSimulator, group: ConsumerGroup
 ) -> list[Any]:
-    """REJECTED events the CRM refused, dead-lettered by the real consumer, which then stops
-    (so only the tool touches Kafka afterwards)."""
+    """REJECTED events the CRM refused, dead-lettered by the real consumer among healthy
+    traffic, which then stops (so only the tool touches Kafka afterwards)."""
     crm.set_faults(reject_customer_prefix="REJ-")
-    events = [make_event(f"REJ-{n % 40:02d}", n // 40 + 1) for n in range(REJECTED)]
-    produce(kafka_bootstrap, pipeline_topics.events, events)
-    group.start()
-    dead = eventually_sync(
-        lambda: (
-            (r := read_all(kafka_bootstrap, pipeline_topics.dead_letters))
-            and len(r) >= REJECTED
-            and r
-        ),
-        timeout=90,
-    )
+    events = [make_event(f"REJ-{n % 10:02d}", n // 10 + 1) for n in range(REJECTED)]
+    with steady_traffic(kafka_bootstrap, pipeline_topics.events):
+        produce(kafka_bootstrap, pipeline_topics.events, events)
+        group.start()
+        dead = eventually_sync(
+            lambda: (
+                (r := read_all(kafka_bootstrap, pipeline_topics.dead_letters))
+                and len(r) >= REJECTED
+                and r
+            ),
+            timeout=90,
+        )
     assert group.stop_all() == {"consumer-1": 0}
     assert len(dead) == REJECTED
     return list(dead)
