@@ -60,4 +60,5 @@ async def test_no_grace_cancels_writes_too() -> None:
     task = asyncio.create_task(write_then_retry_forever(record, write_s=60))
     await asyncio.sleep(0)
     await finish_writes({task: record}, lambda r: r.writing, grace_s=0.0)
-    assert task.cancelled() and record.writes_finished == 0
+    assert task.cancelled()
+    assert record.writes_finished == 0
