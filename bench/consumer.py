@@ -26,26 +26,17 @@ from typing import Any
 import aiohttp
 from confluent_kafka import Consumer
 
+from bench.bare_consumer import first_update
 from bench.common import create_topic, kafka_cluster, machine, service
-from consumer.pipeline import customer_update
-from consumer.sink import CustomerUpdate
 from consumer.sink.http import update_body
-from consumer.state import decide
-from consumer.state.versions import NO_VERSIONS
 from sandbox.kafka.broker import free_port
 from sandbox.records import interleaved_events, produce
 from schemas.codec import EventCodec
-from schemas.model import InteractionCompleted
 
 LATENCY_MS = 20.0
 CUSTOMERS = 1000
 PARTITIONS = 12
 CONCURRENCY = 100  # the consumer's crm_max_connections; the bare client uses the same
-
-
-def first_update(event: InteractionCompleted) -> CustomerUpdate:
-    """The write segstream makes for a customer's first event: every attribute it carries."""
-    return customer_update(event, decide(event, NO_VERSIONS, None), event.event_id)
 
 
 def sim_writes(url: str) -> int:
