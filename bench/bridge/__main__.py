@@ -9,9 +9,10 @@ rate) in the same run, one after the other on the same machine:
   acknowledged the record (``acks=all``, idempotent producer), broker on this machine too.
 
 For each mode: the highest rate that is *sustained* (every request answered 202, throughput at
-least 95 % of the offered rate, p99 within ``--max-p99-ms``), found by growing the rate
-step by step (x1.5) and then bisecting; then p50/p99 at half that rate. Prints the ratio
-kafka/baseline (goal >= 0.7).
+least 95 % of the offered rate, p99 within the SLO ``--max-p99-ms``, default 50 ms), found by
+growing the rate step by step (x1.5) and then bisecting to within ``--precision`` (default 2 %,
+so the ratio measures the bridge, not the step size); then p50/p99 at half that rate. Prints the
+ratio kafka/baseline (goal >= 0.8) and the load average.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from bench.bridge.targets import write_signed_targets
 from bench.bridge.vegeta import AttackResult, VegetaMissingError, attack, locate_vegeta
-from bench.common import create_topic, kafka_cluster, machine, service
+from bench.common import create_topic, kafka_cluster, load_average, machine, service
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_secret_file, new_webhook_secret
 
@@ -101,7 +102,7 @@ class Bench:
     def run_at(self, url: str, rate: int, duration_s: float) -> AttackResult:
         # Signed afresh for every attack: a signature is only valid for 5 minutes.
         targets = self._work / "targets.jsonl"
-        pool = max(1000, min(self._args.pool, int(rate * duration_s)))
+        pool = max(min(1000, self._args.pool), min(self._args.pool, int(rate * duration_s)))
         write_signed_targets(targets, url, self._secret, pool)
         result = attack(self._vegeta, targets, rate, duration_s)
         verdict = "ok" if result.sustained(self._args.max_p99_ms) else "not sustained"
@@ -153,21 +154,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-rate", type=int, default=400)
     parser.add_argument("--growth", type=float, default=1.5, help="rate factor between steps")
     parser.add_argument("--ceiling", type=int, default=20_000)
-    parser.add_argument("--precision", type=float, default=0.1, help="bisect until within this")
-    parser.add_argument("--max-p99-ms", type=float, default=200.0)
+    parser.add_argument("--precision", type=float, default=0.02, help="bisect until within this")
+    parser.add_argument("--max-p99-ms", type=float, default=50.0, help="the SLO of 'sustained'")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--pool", type=int, default=20_000, help="distinct signed requests")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    parser.add_argument("--smoke", action="store_true", help="two short steps (for the tests)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.latency_duration, args.start_rate = 1.0, 1.0, 20
+        # The figures of a smoke run mean nothing; only that every step runs.
+        args.ceiling, args.pool, args.max_p99_ms = 30, 100, 10_000.0
     try:
         vegeta = locate_vegeta()
     except (VegetaMissingError, subprocess.CalledProcessError) as exc:
         print(exc, file=sys.stderr)
         return 2
     host = machine()
-    print(f"machine: {host['nproc']} cores, {host['cpu']}; load generator: {vegeta}", flush=True)
-    results: dict[str, Any] = {"machine": host, "modes": {}}
+    print(
+        f"machine: {host['nproc']} cores, {host['cpu']}, load average {host['load_average']}; "
+        f"load generator: {vegeta}",
+        flush=True,
+    )
+    results: dict[str, Any] = {
+        "machine": host,
+        "slo_p99_ms": args.max_p99_ms,
+        "precision": args.precision,
+        "modes": {},
+    }
     with tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmp:
         work = Path(tmp)
         secret_file = work / "webhook-secret"
@@ -185,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  latency at half the highest rate ({half_rate}/s):", flush=True)
                     half = bench.run_at(url, int(half_rate), args.latency_duration)
                 results["modes"][mode] = {"highest": asdict(best), "half": asdict(half)}
+    results["load_average_after"] = load_average()
     summarize(results)
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
@@ -203,8 +219,9 @@ def summarize(results: dict[str, Any]) -> None:
     if "kafka" in modes and "baseline" in modes:
         ratio = modes["kafka"]["highest"]["rate"] / modes["baseline"]["highest"]["rate"]
         results["ratio"] = ratio
-        verdict = "meets" if ratio >= 0.7 else "misses"
-        print(f"\nratio kafka/baseline = {ratio:.2f} ({verdict} the 0.7 goal)")
+        verdict = "meets" if ratio >= 0.8 else "misses"
+        print(f"\nratio kafka/baseline = {ratio:.2f} ({verdict} the 0.8 goal)")
+    print(f"load average after: {results['load_average_after']}")
 
 
 if __name__ == "__main__":
