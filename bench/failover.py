@@ -14,6 +14,7 @@ Run: ``make bench-failover``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -45,19 +46,17 @@ class Flow(threading.Thread):
         self._codec = EventCodec(topic)
         self._topic = topic
         self._interval = 1.0 / rate
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.sent: dict[str, tuple[int, int]] = {}  # event id -> (partition, timestamp ms)
         self._run = uuid.uuid4().hex[:6]
 
-    def _acked(self, error: KafkaError | None, message: Message) -> None:
+    def _acked(self, event_id: str, error: KafkaError | None, message: Message) -> None:
         if error is None:
-            event_id = dict(message.headers() or [])[HEADER_EVENT_ID]
-            assert isinstance(event_id, bytes)
-            self.sent[event_id.decode()] = (message.partition() or 0, message.timestamp()[1])
+            self.sent[event_id] = (message.partition() or 0, message.timestamp()[1])
 
     def run(self) -> None:
         number, next_at = 0, time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             number += 1
             customer = f"C-{self._run}-{number % CUSTOMERS:05d}"
             event = make_event(customer, number, event_id=f"{self._run}-{number}")
@@ -70,15 +69,15 @@ class Flow(threading.Thread):
                     (HEADER_CONTENT_TYPE, self._codec.content_type.encode()),
                     (HEADER_SOURCE, b"bench"),
                 ],
-                on_delivery=self._acked,
+                on_delivery=functools.partial(self._acked, event.event_id),
             )
             self._producer.poll(0)
             next_at += self._interval
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+            self._halt.wait(max(0.0, next_at - time.monotonic()))
         self._producer.flush(30)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 

@@ -31,7 +31,6 @@ from bench.stack import Crm, crm_simulator, instant, new_group, start_consumer
 from sandbox.records import interleaved_events, produce
 
 PARTITIONS = 12
-INSTANCES = 3
 
 
 def measure(
@@ -43,6 +42,7 @@ def measure(
     group_burst: int,
     events: int,
     limited: bool,
+    instances: int,
 ) -> dict[str, Any]:
     crm.reset()
     crm_rate = group_rate * 1.05 if limited else 0.0
@@ -50,15 +50,15 @@ def measure(
     topic = create_topic(bootstrap, PARTITIONS, prefix="bench-ratelimit")
     group = new_group("bench-ratelimit")
     with ExitStack() as stack:
-        instances = []
-        for number in range(INSTANCES):
+        group_members = []
+        for number in range(instances):
             instance = start_consumer(
                 work, bootstrap, topic, crm, group=group, name=f"consumer-rl-{number}",
                 crm_rate_limit_per_s=group_rate if limited else 0, crm_rate_burst=group_burst,
             )  # fmt: skip
             stack.callback(instance.stop)
-            instances.append(instance)
-        wait_settled(instances)
+            group_members.append(instance)
+        wait_settled(group_members)
         produce(bootstrap, topic, interleaved_events(customers=1000, total=events, seed=11))
         deadline = time.monotonic() + 30 + 3 * events / max(group_rate, 1)
         while crm.ok_writes() < events and time.monotonic() < deadline:
@@ -73,6 +73,7 @@ def measure(
         "limited": limited,
         "group_rate_per_s": group_rate if limited else None,
         "group_burst": group_burst if limited else None,
+        "instances": instances,
         "crm_rate_per_s": crm_rate or None,
         "events": events,
         "written": len(times),
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ratelimit", description=__doc__)
     parser.add_argument("--group-rate", type=float, default=200.0)
     parser.add_argument("--group-burst", type=int, default=10)
+    parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.events = 100
+        args.events, args.instances, args.no_baseline = 100, 1, True
     results: dict[str, Any] = {"machine": machine(), "runs": []}
     print(f"machine: {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-ratelimit-") as tmp:
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     group_burst=args.group_burst,
                     events=args.events,
                     limited=limited,
+                    instances=args.instances,
                 )
                 label = f"group rate {args.group_rate:.0f}/s" if limited else "no limit"
                 print(

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.events, args.instances = 100, [1, 2]
+        args.events, args.instances = 100, [1]
     print(f"machine: {machine()}", flush=True)
     results = run(args)
     print(f"load average after: {results['load_average_after']}")
