@@ -6,9 +6,29 @@ shares add up to the group limit whatever the assignment, and the engine recompu
 rebalance through :meth:`GroupRateLimiter.set_share`.
 
 On top of the configured share sits AIMD, as TCP does for congestion: a 429 (the CRM is the judge
-of what it can take, and may be shared with other clients) halves the rate and pauses every call
+of what it can take, and may be shared with other clients) cuts the rate and pauses every call
 until the server's Retry-After; each second of successes then adds back a slice of the share,
 never exceeding it.
+
+A CRM that sends rate-limit headers says more, before any 429 (:meth:`observe_quota`, fed by the
+sink with a :class:`QuotaHint` from every answer). Those numbers are the CRM's budget for the
+*whole client*: every instance of the group presents the same token, so every instance reads
+the same counters. Each instance therefore takes the same share of them as of the configured
+rate (its partitions / all partitions), and the shares again add up to what the CRM allows:
+
+* ``RateLimit-Policy`` (requests per window) caps the rate: ``share x q / w``, when that is below
+  the configured share (an operator who set the group rate above the CRM's gets the CRM's);
+* ``remaining`` requests within ``reset`` seconds (``RateLimit``, ``X-RateLimit-*``) is a budget:
+  this instance may start at most ``share x remaining - in_flight`` more calls, where
+  ``in_flight`` counts its own calls the CRM had not answered when it computed ``remaining``
+  (they will spend quota too). The budget grows at the policy's rate share, if a policy was
+  given (a token bucket refills continuously; the headers' whole seconds are too coarse to
+  wait for); when ``reset`` is over it is restored to ``share x limit`` (``X-RateLimit-Limit``),
+  or else to one call, a probe whose answer brings a fresh budget. Every answer with headers
+  replaces the budget; an answer without them leaves it to run out.
+
+An instance with little work leaves its share of the budget unused rather than lend it: no
+instance knows what the others hold, and over-spending is what this is here to prevent.
 """
 
 from __future__ import annotations
@@ -17,6 +37,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from consumer.errors import ConfigurationError, ConsumerError
@@ -54,6 +75,22 @@ _MAX_SUCCESS_CREDIT_S: Final = 1.0
 # Float slack: a waiter that slept exactly the computed time must find its token even if
 # ``elapsed * rate`` lands at 0.9999999999.
 _EPSILON: Final = 1e-9
+
+
+@dataclass(frozen=True)
+class QuotaHint:
+    """What one CRM answer said about the client's quota (see :mod:`consumer.sink.hints`)."""
+
+    remaining: int | None
+    """Requests the CRM still takes from the whole client within ``reset_s``; None: not said."""
+    reset_s: float
+    """Seconds, from when the answer arrived, for which ``remaining`` holds (0 to a day)."""
+    rate_per_s: float | None
+    """The sustained rate the CRM's policy grants the whole client, if it said."""
+    in_flight: int = 0
+    """This instance's requests still unanswered when the answer arrived (not counted in it)."""
+    limit: int | None = None
+    """The quota the CRM restores when ``reset_s`` is over (``X-RateLimit-Limit``), if it said."""
 
 
 class PartitionShareError(ConsumerError, ValueError):
@@ -113,6 +150,15 @@ class GroupRateLimiter:
         # and hands over correctly when a queued waiter is cancelled.
         self._queue = asyncio.Lock()
         self._changed = asyncio.Event()
+        # What the CRM's headers said (observe_quota): its rate for the whole group, and this
+        # instance's budget of calls until a deadline.
+        self._crm_rate: float | None = None
+        self._quota_left: float | None = None
+        self._quota_at = -math.inf
+        self._quota_until = -math.inf
+        self._quota_window = 1.0
+        self._quota_refill = 0.0
+        self._quota_restored = 1.0
 
     @property
     def unlimited(self) -> bool:
@@ -132,10 +178,14 @@ class GroupRateLimiter:
 
     @property
     def current_rate_per_s(self) -> float:
-        """The rate enforced now: the configured share, lowered by recent 429s."""
-        if self.unlimited:
+        """The rate enforced now: the configured share, or the CRM's advertised rate's share when
+        lower, lowered by recent 429s; ``inf`` when neither limits."""
+        rate = self.configured_rate_per_s
+        if self._crm_rate is not None:
+            rate = min(rate, self._crm_rate * self._share)
+        if math.isinf(rate):
             return math.inf
-        return self.configured_rate_per_s * self._rate_fraction
+        return rate * self._rate_fraction
 
     @property
     def burst(self) -> float:
@@ -161,6 +211,8 @@ class GroupRateLimiter:
         self._refill(self._clock())
         previous = self._share
         self._share = share
+        # A budget computed for the old share would be wrong; the next answer brings a new one.
+        self._quota_left = None
         if previous == 0.0 and share > 0.0:
             # A new owner starts with its share of the burst, as a fresh bucket would; the
             # partitions it took over were not being served while they moved.
@@ -177,11 +229,23 @@ class GroupRateLimiter:
                 now = self._clock()
                 wait = self._wait_needed(now)
                 if wait <= 0.0:
-                    if not self.unlimited:
+                    if not math.isinf(self.current_rate_per_s):
                         self._tokens = max(0.0, self._tokens - 1.0)
+                    if self._quota_left is not None:
+                        self._quota_left -= 1.0
                     return now - started
                 self._changed.clear()
                 await self._sleep_or_change(wait)
+
+    async def wait_while_paused(self) -> None:
+        """Return once no 429 pause is in force; takes no token.
+
+        The sink's last look before a request goes out: a call that took its token before a 429
+        arrived (and then waited for a connection) must not be sent during the pause the CRM
+        asked for.
+        """
+        while (now := self._clock()) < self._paused_until:
+            await self._sleep(self._paused_until - now)
 
     def on_throttled(self, retry_after_s: float | None) -> None:
         """A 429: pause every call until the server's hint and lower the rate."""
@@ -208,6 +272,50 @@ class GroupRateLimiter:
         self._refilled_at = max(self._refilled_at, self._paused_until)
         self._changed.set()
 
+    def observe_quota(self, hint: QuotaHint) -> None:
+        """What a CRM answer's rate-limit headers said; see the module docstring for the shares.
+
+        Called for every answer that carried them, newest last: a newer budget replaces an
+        older one (it already counts what was spent since).
+        """
+        now = self._clock()
+        self._refill(now)
+        was_unpaced = math.isinf(self.current_rate_per_s)
+        rate = hint.rate_per_s
+        if rate is not None and math.isfinite(rate) and rate >= 0.0:
+            self._crm_rate = rate
+            if was_unpaced and not math.isinf(self.current_rate_per_s):
+                # Paced from now on: start with this instance's burst, as a fresh bucket would.
+                self._tokens = self.burst
+                self._refilled_at = now
+        if hint.remaining is not None:
+            window = min(max(hint.reset_s, 0.0), MAX_THROTTLE_PAUSE_S)
+            self._quota_left = hint.remaining * self._share - hint.in_flight
+            self._quota_at = now
+            self._quota_until = now + window
+            self._quota_window = max(window, 1.0)
+            rate = self._crm_rate
+            self._quota_refill = 0.0 if rate is None else rate * self._share
+            limit = hint.limit
+            self._quota_restored = 1.0 if limit is None else max(1.0, limit * self._share)
+        self._changed.set()
+
+    def _quota_now(self, now: float) -> float | None:
+        """This instance's calls left under the CRM's last word (see the module docstring)."""
+        left = self._quota_left
+        if left is None:
+            return None
+        if now >= self._quota_until:
+            left = max(left, self._quota_restored)
+            self._quota_until = now + self._quota_window
+            self._quota_at = now
+        elapsed = max(now - self._quota_at, 0.0)
+        if self._quota_refill > 0.0 and elapsed > 0.0:
+            left = min(left + self._quota_refill * elapsed, max(left, self.burst))
+        self._quota_at = now
+        self._quota_left = left
+        return left
+
     def on_success(self) -> None:
         """A call the sink accepted: add a slice of the share per second of successes."""
         now = self._clock()
@@ -225,17 +333,24 @@ class GroupRateLimiter:
     def _wait_needed(self, now: float) -> float:
         if now < self._paused_until:
             return self._paused_until - now
-        if self.unlimited:
-            return 0.0
+        quota_wait = 0.0
+        left = self._quota_now(now)
+        if left is not None and left < 1.0 - _EPSILON:
+            quota_wait = self._quota_until - now
+            if self._quota_refill > 0.0:
+                quota_wait = min(quota_wait, (1.0 - left) / self._quota_refill)
+        rate = self.current_rate_per_s
+        if math.isinf(rate):
+            return quota_wait
         if self._share == 0.0:
             return math.inf
         self._refill(now)
         if self._tokens >= 1.0 - _EPSILON:
-            return 0.0
-        return (1.0 - self._tokens) / self.current_rate_per_s
+            return quota_wait
+        return max(quota_wait, (1.0 - self._tokens) / rate)
 
     def _refill(self, now: float) -> None:
-        if self.unlimited or now <= self._refilled_at:
+        if math.isinf(self.current_rate_per_s) or now <= self._refilled_at:
             return
         earned = (now - self._refilled_at) * self.current_rate_per_s
         self._tokens = min(self.burst, self._tokens + earned)

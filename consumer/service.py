@@ -55,11 +55,16 @@ class ConsumerService:
     def __init__(self, settings: ConsumerSettings, metrics: ConsumerMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or ConsumerMetrics()
+        # One limiter paces every request of this instance: the writer takes a token per write,
+        # the sink one per follow-up request (create after 404), and the sink feeds it the CRM's
+        # rate-limit headers.
+        limiter = GroupRateLimiter(settings.crm_rate_limit_per_s, settings.crm_rate_burst)
         self._sink = CrmHttpSink(
             settings.crm_base_url,
             settings.bearer_token(),
             timeout_s=settings.crm_timeout_s,
             max_connections=settings.crm_max_connections,
+            pacer=limiter,
         )
         registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
         self._dead_letters = DeadLetterPublisher(
@@ -72,7 +77,7 @@ class ConsumerService:
         self._writer = SinkWriter(
             sink=self._sink,
             dead_letters=self._dead_letters,
-            limiter=GroupRateLimiter(settings.crm_rate_limit_per_s, settings.crm_rate_burst),
+            limiter=limiter,
             breaker=self._breaker,
             retry=RetryPolicy(
                 initial_delay_s=settings.retry_initial_delay_s,

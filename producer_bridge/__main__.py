@@ -8,8 +8,9 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
-from producer_bridge.app import build_authenticator, create_app
+from producer_bridge.app import create_app
 from producer_bridge.errors import ConfigurationError
+from producer_bridge.keyring import build_authenticator
 from producer_bridge.logs import configure_logging
 from producer_bridge.publisher import build_publisher
 from producer_bridge.settings import BridgeSettings

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from producer_bridge.auth import Authenticator, SharedSecretVerifier, SignatureVerifier
+from producer_bridge.auth import Authenticator
 from producer_bridge.handlers import BATCH_PATH, EVENTS_PATH, EventIntake
+from producer_bridge.intake import ClientDisconnectedError
+from producer_bridge.keyring import SecretsReloader, build_authenticator
+from producer_bridge.logs import quiet_http_parser_errors
 from producer_bridge.metrics import BridgeMetrics
 from producer_bridge.openapi import openapi_document
 from producer_bridge.problems import Problem, RequestRejectedError
@@ -26,15 +30,6 @@ from schemas.codec import EventCodec
 _log = logging.getLogger("producer_bridge")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def build_authenticator(settings: BridgeSettings) -> Authenticator:
-    """Raises :class:`ConfigurationError` when no secret is set and unsigned mode is not asked."""
-    return Authenticator(
-        SignatureVerifier(settings.signing_secrets()),
-        SharedSecretVerifier(settings.shared_secret_header, settings.shared_secret_values()),
-        allow_unsigned=settings.allow_unsigned,
-    )
 
 
 class Probes:
@@ -96,6 +91,10 @@ def _problem_middleware(metrics: BridgeMetrics) -> Callable[..., Awaitable[web.S
             response = await handler(request)
         except RequestRejectedError as exc:
             response = exc.problem.response()
+        except ClientDisconnectedError as exc:
+            # Not the bridge's fault and nobody left to answer: one quiet line, no traceback.
+            _log.info("request abandoned", extra={"reason": str(exc), "path": request.path})
+            response = Problem(400, "client-disconnected", "Bad Request", str(exc)).response()
         except web.HTTPException as exc:  # 404, 405 from the router
             response = Problem(
                 exc.status,
@@ -111,6 +110,10 @@ def _problem_middleware(metrics: BridgeMetrics) -> Callable[..., Awaitable[web.S
             ).response()
         finally:
             metrics.in_flight.dec()
+        if request.body_exists and not request.content.at_eof():
+            # Refused before its body was read to the end (401, 413, 408, ...): close instead of
+            # letting aiohttp read and discard the rest, so an unread body costs nothing.
+            response.force_close()
         metrics.requests.labels(route, str(response.status)).inc()
         metrics.request_duration.labels(route).observe(time.perf_counter() - started)
         return response
@@ -131,12 +134,16 @@ def create_app(
     """The bridge; ``publisher`` is closed (flushed) when the application shuts down."""
     metrics = metrics or BridgeMetrics()
     metrics.watch_producer_queue(publisher.queued)
+    quiet_http_parser_errors()
     registry: dict[str, Any] | None = (
         {"url": settings.schema_registry_url} if settings.schema_registry_url else None
     )
+    authenticator = authenticator or build_authenticator(settings)
+    reloader = SecretsReloader(settings, authenticator)
     intake = EventIntake(
         settings=settings,
-        authenticator=authenticator or build_authenticator(settings),
+        authenticator=authenticator,
+        reloader=reloader,
         mapper=EventMapper(settings.platform_customer_key_fields),
         builder=RecordBuilder(EventCodec(settings.topic, registry)),
         publisher=publisher,
@@ -155,6 +162,14 @@ def create_app(
     async def stop_being_ready(app: web.Application) -> None:
         probes.stopping = True
 
+    async def reload_secrets_on_a_schedule(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reloader.run()) if reloader.enabled else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def flush_publisher(app: web.Application) -> None:
         # Runs after in-flight requests had their time: what is still queued gets its last
         # chance to reach the broker before the process exits.
@@ -166,5 +181,6 @@ def create_app(
             _log.info("producer flushed; bridge stopped")
 
     app.on_shutdown.append(stop_being_ready)
+    app.cleanup_ctx.append(reload_secrets_on_a_schedule)
     app.on_cleanup.append(flush_publisher)
     return app

@@ -6,11 +6,12 @@ sent only once the broker acknowledged every record of the request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -22,8 +23,17 @@ from producer_bridge.errors import (
     MalformedJsonError,
     PublishUnavailableError,
 )
-from producer_bridge.intake import BodyTooLargeError, is_json, read_bounded
+from producer_bridge.intake import (
+    ACCEPTED_CONTENT_CODINGS,
+    BodyReadTimeoutError,
+    BodyTooLargeError,
+    BodyUndecodableError,
+    is_json,
+    read_bounded,
+    unsupported_content_coding,
+)
 from producer_bridge.jsontext import parse_array, parse_document
+from producer_bridge.keyring import SecretsReloader
 from producer_bridge.metrics import BridgeMetrics
 from producer_bridge.problems import RequestRejectedError
 from producer_bridge.publisher import Delivered, OutgoingRecord, Publisher
@@ -38,6 +48,7 @@ EVENTS_PATH: Final = "/v1/interactions/completed"
 BATCH_PATH: Final = "/v1/interactions/completed:batch"
 
 _log = logging.getLogger("producer_bridge.intake")
+T = TypeVar("T")
 
 
 class EventIntake:
@@ -46,6 +57,7 @@ class EventIntake:
         *,
         settings: BridgeSettings,
         authenticator: Authenticator,
+        reloader: SecretsReloader,
         mapper: EventMapper,
         builder: RecordBuilder,
         publisher: Publisher,
@@ -53,6 +65,7 @@ class EventIntake:
     ) -> None:
         self._settings = settings
         self._authenticator = authenticator
+        self._reloader = reloader
         self._mapper = mapper
         self._builder = builder
         self._publisher = publisher
@@ -172,26 +185,52 @@ class EventIntake:
         )
 
     async def _authenticated_body(self, request: web.Request, limit: int, route: str) -> bytes:
-        """Credentials first (an anonymous caller gets nothing read), then the content type,
-        then at most ``limit`` bytes, then the signature over exactly those bytes."""
-        try:
-            credentials = self._authenticator.credentials(request.headers)
-        except AuthenticationError as exc:
-            raise self._unauthorized(request, exc) from exc
+        """Credentials first, as far as they can be checked without the body (a caller without
+        plausible ones gets nothing read), then the content type and coding, then at most
+        ``limit`` bytes within the read timeout, then the signature over exactly those bytes.
+
+        A client that disconnects mid-body raises :class:`ClientDisconnectedError` (the
+        middleware logs it quietly; there is nobody to answer)."""
+        credentials = await self._authenticate(
+            request, lambda: self._authenticator.credentials(request.headers)
+        )
         if not is_json(request):
             raise RequestRejectedError(problems.unsupported_media_type(request.content_type))
+        if unsupported_content_coding(request) is not None:
+            raise RequestRejectedError(
+                problems.unsupported_content_coding(ACCEPTED_CONTENT_CODINGS)
+            )
         try:
-            body = await read_bounded(request, limit)
+            body = await read_bounded(request, limit, self._settings.body_read_timeout_s)
         except BodyTooLargeError as exc:
             raise RequestRejectedError(
                 problems.payload_too_large(f"the request body exceeds {exc.limit} bytes", limit)
             ) from exc
+        except BodyReadTimeoutError as exc:
+            raise RequestRejectedError(problems.request_timeout(str(exc))) from exc
+        except BodyUndecodableError as exc:
+            raise RequestRejectedError(problems.undecodable_body(str(exc))) from exc
         self._metrics.request_bytes.labels(route).inc(len(body))
+        await self._authenticate(
+            request, lambda: self._authenticator.verify_body(credentials, body, request.headers)
+        )
+        return body
+
+    async def _authenticate(self, request: web.Request, check: Callable[[], T]) -> T:
+        """``check()``, and once more if it fails and re-reading the secrets files changed them
+        (a rotated secret is accepted at once); raises the 401 otherwise."""
         try:
-            self._authenticator.verify_body(credentials, body, request.headers)
+            return check()
+        except AuthenticationError as exc:
+            reloaded = self._reloader.claim_reload_after_failure() and await asyncio.to_thread(
+                self._reloader.reload
+            )
+            if not reloaded:
+                raise self._unauthorized(request, exc) from exc
+        try:
+            return check()
         except AuthenticationError as exc:
             raise self._unauthorized(request, exc) from exc
-        return body
 
     def _unauthorized(self, request: web.Request, exc: AuthenticationError) -> RequestRejectedError:
         _log.info("request not authenticated", extra={"reason": str(exc), "path": request.path})
@@ -226,7 +265,9 @@ class EventIntake:
         for event, outcome in zip(mapped, outcomes, strict=True):
             if isinstance(outcome, Delivered):
                 self._metrics.events.labels(event.source, "accepted").inc()
-                _log.info(
+                # DEBUG, not INFO: a line per accepted event was most of the bridge's CPU at
+                # high rates; the metric counts them and the 202 tells the sender where it went.
+                _log.debug(
                     "event accepted",
                     extra={
                         "event_id": event.event.event_id,

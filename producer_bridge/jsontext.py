@@ -1,4 +1,5 @@
-"""Strict JSON reading: UTF-8 only, no NaN/Infinity, Unicode text only, bounded nesting.
+"""Strict JSON reading: UTF-8 only, no NaN/Infinity, Unicode text only, bounded nesting, and no
+object with the same name twice.
 
 Python's ``json`` accepts more than RFC 8259 (``NaN``, UTF-16 bodies, lone surrogate escapes) and
 raises more than ``JSONDecodeError`` (``RecursionError``, ``ValueError`` for huge integers). Every
@@ -20,7 +21,21 @@ def _refuse_constant(name: str) -> NoReturn:
     raise MalformedJsonError(f"{name} is not a JSON value")
 
 
-_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """I-JSON (RFC 7493 §2.3): "Objects in I-JSON messages MUST NOT have members with duplicate
+    names". RFC 8259 §4 leaves the result of a duplicate to the parser (Python keeps the last,
+    others the first), so a signed body could mean one thing to the sender and another here."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise MalformedJsonError(f"an object has the member {name[:64]!r} twice")
+            seen.add(name)
+    return document
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_names)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 from pythonjsonlogger.json import JsonFormatter
 
 
@@ -28,6 +30,30 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # One line per request is the access log's job at DEBUG; the app logs what matters itself.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class HttpParserErrorFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR with a traceback: a Content-Encoding it
+    cannot decode or a malformed header (it then answers 400 itself), or a body that breaks its
+    coding or framing while aiohttp drains it after the answer. The sender's fault, not the
+    bridge's: such a record becomes one INFO line with the reason and no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError | RequestPayloadError):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "request refused by the HTTP parser", ()
+        record.reason = " ".join(str(error).split())
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_http_parser_errors() -> None:
+    """Install :class:`HttpParserErrorFilter` on aiohttp's server logger (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, HttpParserErrorFilter) for f in server_log.filters):
+        server_log.addFilter(HttpParserErrorFilter())
 
 
 class RepeatFilter(logging.Filter):

@@ -1,5 +1,11 @@
 """The OpenAPI 3.1 document of the bridge: the checked-in ``openapi.json``, with the limits and
-header names this process is configured with (with default settings: the file unchanged)."""
+header names this process is configured with (with default settings: the file unchanged).
+
+The identifier schemas (``Identifier``, ``ReferenceId``) are derived from
+:mod:`schemas.identifiers`: "printable" is ``str.isprintable()`` of the running Python's Unicode
+database, so the served document states exactly what this process accepts; the checked-in file
+holds them as Python 3.11 (Unicode 14.0) derives them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 from producer_bridge.handlers import BATCH_PATH
 from producer_bridge.settings import BridgeSettings
+from schemas.identifiers import identifier_json_schema, reference_json_schema
 
 OPENAPI_FILE = "openapi.json"
 
@@ -28,4 +35,6 @@ def openapi_document(settings: BridgeSettings) -> dict[str, Any]:
     batch["schema"]["maxItems"] = settings.max_batch_events
     schemes = document["components"]["securitySchemes"]
     schemes["sharedSecret"]["name"] = settings.shared_secret_header
+    document["components"]["schemas"]["Identifier"] = identifier_json_schema()
+    document["components"]["schemas"]["ReferenceId"] = reference_json_schema()
     return document

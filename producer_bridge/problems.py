@@ -66,6 +66,28 @@ def unsupported_media_type(content_type: str) -> Problem:
     )
 
 
+def unsupported_content_coding(accepted: tuple[str, ...]) -> Problem:
+    # RFC 9110 §15.5.16: a 415 caused by a content coding names the acceptable ones in
+    # Accept-Encoding. The coding sent is not echoed: it is the sender's header text.
+    return Problem(
+        415,
+        "unsupported-content-coding",
+        "Unsupported Media Type",
+        f"the body's Content-Encoding is not one the bridge decodes: send it uncompressed or "
+        f"as one of {', '.join(accepted)}",
+        headers={"Accept-Encoding": ", ".join(accepted)},
+    )
+
+
+def request_timeout(detail: str) -> Problem:
+    # RFC 9110 §15.5.9: the server closes the connection after a 408 (the middleware does).
+    return Problem(408, "request-timeout", "Request Timeout", detail)
+
+
+def undecodable_body(detail: str) -> Problem:
+    return Problem(400, "undecodable-body", "Bad Request", detail)
+
+
 def payload_too_large(detail: str, limit_bytes: int, **extensions: Any) -> Problem:
     return Problem(
         413,

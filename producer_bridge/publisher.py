@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -26,6 +27,13 @@ from producer_bridge.settings import BridgeSettings
 # The poll thread wakes at least this often to notice shutdown; delivery reports themselves wake it
 # at once, so this bounds only the stop latency, not the ack latency.
 _POLL_INTERVAL_S: Final = 0.1
+# After a fatal error the producer is replaced at once, but not more often than this: a condition
+# that stays fatal (the cluster refusing this client's idempotent writes, say) must not make the
+# bridge create a producer, and open connections to every broker, several times a second.
+_REPLACE_MIN_INTERVAL_S: Final = 5.0
+# How long the poll thread serves the dead producer's delivery reports (each an error, so a 503)
+# before dropping it; reports still missing then are answered by the request's own expiry timer.
+_DEAD_PRODUCER_DRAIN_S: Final = 2.0
 _log = logging.getLogger(__name__)
 _librdkafka_log = logging.getLogger(f"{__name__}.kafka")
 _log.addFilter(RepeatFilter())
@@ -90,10 +98,23 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
+    """The bridge's producer, with one thread serving its delivery reports.
+
+    **Fatal errors.** An idempotent producer can hit an error it cannot recover from (the broker
+    reports an out-of-order sequence, or refuses this producer's id or epoch): librdkafka then
+    fails every record, forever, and the application must create a new instance (librdkafka,
+    INTRODUCTION.md, "Fatal errors"). The poll thread does: records queued in the dead instance
+    are failed (their requests get 503: not known to be stored), ``ready()`` answers False until
+    the new instance is in place, and requests are served by it from then on.
+    """
+
     def __init__(self, config: dict[str, Any], *, delivery_wait_s: float = 10.0) -> None:
-        # librdkafka's own log lines go through Python logging (JSON, like every other line)
-        # instead of its raw stderr format; they are emitted from poll(), on the poll thread.
-        self._producer = Producer({**config, "error_cb": self._on_error, "logger": _librdkafka_log})
+        self._config = config
+        self._fatal: KafkaError | None = None
+        self._replaced_at: float | None = None
+        self.replacements = 0
+        """How many times a fatal error made the publisher replace its producer."""
+        self._producer = self._new_producer()
         self._delivery_wait_s = delivery_wait_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reports: list[_Report] = []
@@ -138,6 +159,7 @@ class KafkaPublisher:
                 refused.__cause__ = exc
                 break
             except KafkaException as exc:
+                self._note_fatal(exc.args[0])
                 refused = PublishUnavailableError(f"produce refused: {exc.args[0]}")
                 refused.__cause__ = exc
                 break
@@ -167,7 +189,10 @@ class KafkaPublisher:
 
     def ready(self, topic: str, timeout: float) -> bool:
         """True when the cluster answers metadata for ``topic`` within ``timeout`` and the topic
-        exists with partitions: without them nothing the bridge accepts could be stored."""
+        exists with partitions: without them nothing the bridge accepts could be stored. False
+        while a producer that hit a fatal error waits to be replaced."""
+        if self._fatal is not None:
+            return False
         try:
             metadata = self._producer.list_topics(topic, timeout=timeout)
         except KafkaException:
@@ -189,7 +214,47 @@ class KafkaPublisher:
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(_POLL_INTERVAL_S)
+            try:
+                self._producer.poll(_POLL_INTERVAL_S)
+            except KafkaException as exc:
+                # confluent-kafka raises a fatal error from poll() (after the error callback):
+                # caught, or this thread would die and no request would get an answer again.
+                self._note_fatal(exc.args[0])
+                if self._fatal is None:
+                    _log.exception("Kafka poll failed")
+            if self._fatal is not None:
+                self._replace_producer()
+
+    def _new_producer(self) -> Producer:
+        # librdkafka's own log lines go through Python logging (JSON, like every other line)
+        # instead of its raw stderr format; they are emitted from poll(), on the poll thread.
+        return Producer({**self._config, "error_cb": self._on_error, "logger": _librdkafka_log})
+
+    def _note_fatal(self, error: Any) -> None:
+        if isinstance(error, KafkaError) and error.fatal() and self._fatal is None:
+            self._fatal = error
+            _log.error(
+                "fatal Kafka producer error; replacing the producer",
+                extra={"kafka_error": error.name(), "reason": error.str()},
+            )
+
+    def _replace_producer(self) -> None:
+        """On the poll thread: swap in a new producer, then fail what the dead one still holds."""
+        now = time.monotonic()
+        if self._replaced_at is not None and now - self._replaced_at < _REPLACE_MIN_INTERVAL_S:
+            return
+        dead, self._producer = self._producer, self._new_producer()
+        self._replaced_at, self._fatal = now, None
+        self.replacements += 1
+        # Records in the dead instance's queues will never be acknowledged: purge them so their
+        # delivery reports (an error each, so a 503 each) arrive now, not at the delivery timeout.
+        # A fatal instance may raise its error from these calls too; a report they cannot serve
+        # is answered by its request's own expiry timer.
+        with contextlib.suppress(KafkaException):
+            dead.purge(in_queue=True, in_flight=True)
+        with contextlib.suppress(KafkaException):
+            dead.flush(_DEAD_PRODUCER_DRAIN_S)
+        _log.warning("Kafka producer replaced after a fatal error")
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -204,6 +269,8 @@ class KafkaPublisher:
         """Runs on the poll (or flushing) thread. Reports are queued and handed to the event
         loop in bursts: one wake-up of the loop per burst, not one per record, which is what
         keeps the acknowledged path close to the speed of the unacknowledged one."""
+        if error is not None:
+            self._note_fatal(error)
         report = (future, error, message.topic(), message.partition(), message.offset())
         with self._reports_lock:
             self._reports.append(report)
@@ -221,8 +288,10 @@ class KafkaPublisher:
         for report in reports:
             _settle(*report)
 
-    @staticmethod
-    def _on_error(error: KafkaError) -> None:
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._note_fatal(error)
+            return
         _log.warning(
             "kafka client error", extra={"kafka_error": error.name(), "reason": error.str()}
         )

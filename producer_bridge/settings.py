@@ -48,12 +48,21 @@ class BridgeSettings(BaseSettings):
     )
     # Development only: start with no secret at all and accept every request unauthenticated.
     allow_unsigned: bool = False
+    # How often the secrets files are re-read (they are also re-read, at most every few seconds,
+    # when a request fails to authenticate). Kubernetes updates a mounted Secret in place within
+    # about a minute of a change (kubelet sync period plus its cache TTL).
+    secrets_reload_interval_s: float = Field(default=60.0, ge=1.0)
 
     # The seed's webhook limit: an Architect webhook body cannot exceed 10 KiB, so anything larger
     # is not from a flow and is refused before it is read into memory.
     max_event_bytes: int = Field(default=10 * 1024, ge=256)
     # One batch request may carry this many events (a bounded unit of work and of memory).
     max_batch_events: int = Field(default=100, ge=1, le=10_000)
+    # The whole body must arrive within this time after the handler starts reading it, or the
+    # answer is 408 and the connection is closed: a slow or stalled sender cannot hold a
+    # connection and its buffers for ever. A 1 MiB batch needs ~100 kB/s to make it; a flow's
+    # 10 KiB webhook takes milliseconds.
+    body_read_timeout_ms: int = Field(default=10_000, ge=100)
 
     # Which fields of a platform conversation event hold the customer key, in order of preference;
     # a list-valued field (``conversationExternalContactIds``) gives its first non-empty entry.
@@ -100,26 +109,51 @@ class BridgeSettings(BaseSettings):
         return self.max_batch_events * (self.max_event_bytes + 16) + 2
 
     @property
+    def body_read_timeout_s(self) -> float:
+        return self.body_read_timeout_ms / 1000
+
+    @property
     def delivery_wait_s(self) -> float:
         """How long a request waits for its acknowledgement: the producer's own timeout plus a
         margin for the delivery report to arrive; past it the answer is 503 regardless."""
         return self.delivery_timeout_ms / 1000 + 2.0
 
+    @property
+    def signing_secrets_setting(self) -> str:
+        """The environment variable the signing secrets come from (for error messages)."""
+        suffix = "_FILE" if self.webhook_secrets_file is not None else ""
+        return f"SEGSTREAM_BRIDGE_WEBHOOK_SECRETS{suffix}"
+
+    @property
+    def shared_secrets_setting(self) -> str:
+        suffix = "_FILE" if self.shared_secrets_file is not None else ""
+        return f"SEGSTREAM_BRIDGE_SHARED_SECRETS{suffix}"
+
+    @property
+    def has_secret_files(self) -> bool:
+        """Whether any secret comes from a file, which may change while the bridge runs."""
+        return self.webhook_secrets_file is not None or self.shared_secrets_file is not None
+
     def signing_secrets(self) -> list[str]:
         """Every active Standard Webhooks secret (may be empty)."""
-        return _secret_words(self.webhook_secrets, self.webhook_secrets_file, "webhook secrets")
+        return _secret_words(
+            self.webhook_secrets, self.webhook_secrets_file, self.signing_secrets_setting
+        )
 
     def shared_secret_values(self) -> list[str]:
         """Every active static shared secret (may be empty)."""
-        return _secret_words(self.shared_secrets, self.shared_secrets_file, "shared secrets")
+        return _secret_words(
+            self.shared_secrets, self.shared_secrets_file, self.shared_secrets_setting
+        )
 
 
-def _secret_words(value: SecretStr | None, path: Path | None, what: str) -> list[str]:
+def _secret_words(value: SecretStr | None, path: Path | None, setting: str) -> list[str]:
     if path is not None:
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {what} file {path}: {exc.strerror}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigurationError(f"{setting}: cannot read {path}: {reason}") from exc
     elif value is not None:
         text = value.get_secret_value()
     else:

@@ -13,8 +13,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
 )
+
+from schemas.identifiers import ContactId, CustomerId, EventId, ReferenceId
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
@@ -99,15 +100,11 @@ class InteractionCompleted(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    event_id: str = Field(
-        min_length=1, max_length=512, validation_alias=AliasChoices("event_id", "eventId")
-    )
-    customer_id: str = Field(
-        min_length=1, max_length=256, validation_alias=AliasChoices("customer_id", "customerId")
-    )
-    contact_id: str = Field(
-        min_length=1, max_length=256, validation_alias=AliasChoices("contact_id", "contactId")
-    )
+    # Ids that become Kafka keys and HTTP headers: printable, bounded so that every key derived
+    # from them fits 255 characters, never a template placeholder (see schemas.identifiers).
+    event_id: EventId = Field(validation_alias=AliasChoices("event_id", "eventId"))
+    customer_id: CustomerId = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    contact_id: ContactId = Field(validation_alias=AliasChoices("contact_id", "contactId"))
     channel: Channel
     started_at: Instant = Field(
         validation_alias=AliasChoices("started_at", "startedAt", "startTime")
@@ -132,16 +129,13 @@ class InteractionCompleted(BaseModel):
     caller_id: str | None = Field(
         default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
     )
-    queue_id: str | None = Field(default=None, validation_alias=AliasChoices("queue_id", "queueId"))
-    agent_id: str | None = Field(default=None, validation_alias=AliasChoices("agent_id", "agentId"))
+    queue_id: ReferenceId | None = Field(
+        default=None, validation_alias=AliasChoices("queue_id", "queueId")
+    )
+    agent_id: ReferenceId | None = Field(
+        default=None, validation_alias=AliasChoices("agent_id", "agentId")
+    )
     attributes: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("customer_id", "contact_id", "event_id")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
     def to_avro(self) -> dict[str, Any]:
         """The record as fastavro writes it (timestamps stay ``datetime``; fastavro converts)."""

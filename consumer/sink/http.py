@@ -1,24 +1,67 @@
-"""The seed's generic REST CRM: ``POST /v1/customers/update``, create on 404."""
+"""The seed's generic REST CRM: ``POST /v1/customers/update``, create on 404.
+
+How each answer is read (README "Errors, by whom they are about" is the same table):
+
+========================  =================================================================
+2xx                       written
+3xx                       unusable: a write is never redirected (aiohttp would turn the POST
+                          into a GET that a landing page answers 200); the endpoint moved or
+                          the base URL is wrong
+401, 403                  unusable: the credentials
+404 on the update         the customer is not there: create it with the same attributes
+                          instead (``{key}:create``), the seed's Edge Case 2
+404 on the create         unusable: the create endpoint is not where it should be
+409 on an update          unavailable: another request with this key is still executing
+                          (IETF Idempotency-Key draft §2.7, Stripe's idempotency_key_in_use);
+                          retry it later with the same key
+409 on the create         the key in use (body says ``idempotency_key_in_use``, see
+                          :func:`says_key_in_use`): unavailable as above; otherwise "customer
+                          exists": another writer created it, so update it (``{key}:update``)
+400, 410, 413, 415, 422   rejected: this payload is wrong (dead-letter)
+429                       unavailable, throttled: Retry-After (either form) pauses every call
+anything else             unavailable: retry with backoff (5xx, 408, 1xx, unknown codes)
+========================  =================================================================
+
+Every answer's rate-limit headers go to the limiter (:meth:`GroupRateLimiter.observe_quota`),
+and the create or second update of one write waits for a limiter token like the first request
+(the writer takes the first one): the CRM counts requests, not events. Right before a request
+goes out the sink also waits out any 429 pause that began after its token was taken.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import math
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any, Final, Protocol
 
 import aiohttp
 
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
+from consumer.ratelimit import QuotaHint
 from consumer.sink.base import CustomerUpdate
+from consumer.sink.hints import quota_hint, retry_after_seconds
 
 UPDATE_PATH: Final = "/v1/customers/update"
 CREATE_PATH: Final = "/v1/customers"
 # Statuses that say "this payload is wrong": retrying the same bytes cannot succeed.
-_REJECTED: Final = frozenset({400, 409, 410, 413, 415, 422})
+_REJECTED: Final = frozenset({400, 410, 413, 415, 422})
 _UNUSABLE: Final = frozenset({401, 403})
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+# How much of an error body goes into an error message (and so into logs and dead letters).
+_DETAIL_CHARS: Final = 300
 _log = logging.getLogger(__name__)
+
+
+class RequestPacer(Protocol):
+    """The limiter as the sink sees it (:class:`consumer.ratelimit.GroupRateLimiter`)."""
+
+    async def acquire(self) -> float: ...
+
+    async def wait_while_paused(self) -> None: ...
+
+    def observe_quota(self, hint: QuotaHint) -> None: ...
 
 
 def update_body(update: CustomerUpdate) -> dict[str, Any]:
@@ -48,32 +91,57 @@ def request_key(base: str, step: str = "") -> str:
     return "sha256-" + hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest() + step
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """``Retry-After-Ms`` (precise, when the CRM sends it), else ``Retry-After`` in seconds."""
-    for name, scale in (("Retry-After-Ms", 0.001), ("Retry-After", 1.0)):
-        raw = headers.get(name)
-        if raw is None:
+def says_key_in_use(content: bytes) -> bool:
+    """True when a 409's body says "another request with this Idempotency-Key is executing".
+
+    Recognised: the code ``idempotency_key_in_use`` (Stripe's, and this project's simulator's)
+    as ``error``, ``code`` or ``error.code``; and an ``application/problem+json`` ``title`` or
+    ``detail`` naming the Idempotency-Key as outstanding or in progress (the IETF draft's example
+    is "A request is outstanding for this Idempotency-Key"). Anything else is a conflict about
+    the resource.
+    """
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    if not isinstance(body, dict):
+        return False
+    nested = body.get("error")
+    texts = [body.get(name) for name in ("error", "code", "type", "title", "detail")]
+    if isinstance(nested, dict):
+        texts += [nested.get("code"), nested.get("type")]
+    for text in texts:
+        if not isinstance(text, str):
             continue
-        try:
-            value = float(raw) * scale
-        except ValueError:
-            continue  # an HTTP-date: rare for APIs; the caller's backoff applies instead
-        if math.isfinite(value) and value >= 0:
-            return value
-    return None
+        lowered = text.lower()
+        if "idempotency_key_in_use" in lowered:
+            return True
+        if "idempotency" in lowered and any(
+            word in lowered for word in ("outstanding", "in progress", "in use", "processed")
+        ):
+            return True
+    return False
 
 
 class CrmHttpSink:
     """One keep-alive connection pool, a bearer token, and an idempotency key per event."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 5.0, max_connections: int = 100
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 5.0,
+        max_connections: int = 100,
+        pacer: RequestPacer | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._pacer = pacer
+        self._in_flight = 0
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -85,40 +153,51 @@ class CrmHttpSink:
 
     async def write(self, update: CustomerUpdate) -> None:
         key = update.idempotency_key
-        status = await self._post(UPDATE_PATH, update_body(update), request_key(key))
+        status, _ = await self._post(UPDATE_PATH, update_body(update), request_key(key))
         if status != 404:
             return
         # The seed's Edge Case 2: the customer is not in the CRM yet. Create it with the
-        # attributes instead; a 409 means another writer created it meanwhile: update it then,
-        # under a key of its own (a CRM may have stored the 404 under the first one).
+        # attributes instead. A 409 whose body does not say "key in use" means another writer
+        # created it meanwhile: update it then, under a key of its own (the CRM may have stored
+        # the 404 under the first one, as Stripe does).
         create = {"id": update.customer_id, "attributes": dict(update.attributes)}
-        status = await self._post(CREATE_PATH, create, request_key(key, ":create"), tolerate={409})
+        status, content = await self._post(
+            CREATE_PATH, create, request_key(key, ":create"), follow_up=True
+        )
         if status != 409:
             return
-        status = await self._post(UPDATE_PATH, update_body(update), request_key(key, ":update"))
+        if says_key_in_use(content):
+            raise SinkUnavailableError(
+                "an earlier create with this Idempotency-Key is still executing", status=409
+            )
+        status, _ = await self._post(
+            UPDATE_PATH, update_body(update), request_key(key, ":update"), follow_up=True
+        )
         if status == 404:
             raise SinkUnavailableError(
                 "customer still unknown right after the CRM said it exists", status=404
             )
 
     async def _post(
-        self,
-        path: str,
-        body: dict[str, Any],
-        idempotency_key: str,
-        *,
-        tolerate: frozenset[int] | set[int] = frozenset(),
-    ) -> int:
+        self, path: str, body: dict[str, Any], idempotency_key: str, *, follow_up: bool = False
+    ) -> tuple[int, bytes]:
+        """POST ``body``; the status and body of a 2xx, of a 404 on the update and of a 409 on
+        the create (the caller decides), else the :class:`~consumer.errors.SinkError` it means."""
+        if self._pacer is not None:
+            if follow_up:
+                await self._pacer.acquire()
+            await self._pacer.wait_while_paused()
         headers = {"Authorization": f"Bearer {self._token}", "Idempotency-Key": idempotency_key}
+        self._in_flight += 1
         try:
             async with self._client().post(
-                self._base_url + path, json=body, headers=headers
+                self._base_url + path, json=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 # Read the body whatever the status, or the keep-alive connection cannot be
                 # reused; decode it only for an error message.
                 content = await response.read()
-                retry_after = None if status < 300 else retry_after_seconds(response.headers)
+                answer = response.headers
         except aiohttp.ClientConnectorDNSError as exc:
             raise SinkUnusableError(f"CRM host name does not resolve: {exc}") from exc
         except TimeoutError as exc:
@@ -127,20 +206,50 @@ class CrmHttpSink:
             raise SinkUnavailableError(
                 f"CRM connection failed: {type(exc).__name__}: {exc}"
             ) from exc
-        if 200 <= status < 300 or status == 404 or status in tolerate:
-            return status
-        detail = content[:500].decode(errors="replace")
-        if status in _UNUSABLE:
-            raise SinkUnusableError(
-                f"CRM refused our credentials ({status}): {detail}", status=status
-            )
-        if status in _REJECTED:
-            raise SinkRejectedError(f"CRM rejected the payload ({status}): {detail}", status=status)
-        raise SinkUnavailableError(
-            f"CRM answered {status}: {detail}", status=status, retry_after=retry_after
-        )
+        finally:
+            self._in_flight -= 1
+        self._observe(answer)
+        if 200 <= status < 300:
+            return status, content
+        if (status == 404 and path == UPDATE_PATH) or (status == 409 and path == CREATE_PATH):
+            return status, content
+        raise _failure(path, status, content, answer)
+
+    def _observe(self, headers: Any) -> None:
+        if self._pacer is None:
+            return
+        hint = quota_hint(headers)
+        if hint is not None:
+            self._pacer.observe_quota(replace(hint, in_flight=self._in_flight))
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _failure(path: str, status: int, content: bytes, headers: Any) -> Exception:
+    """The sink error an unwanted answer means (the table in the module docstring)."""
+    detail = content[:_DETAIL_CHARS].decode(errors="replace")
+    if 300 <= status < 400:
+        location = str(headers.get("Location", ""))[:200]
+        return SinkUnusableError(
+            f"CRM answered {status} to a write (Location: {location!r}): writes are not "
+            "redirected; the endpoint moved or the CRM base URL is wrong",
+            status=status,
+        )
+    if status in _UNUSABLE:
+        return SinkUnusableError(f"CRM refused our credentials ({status}): {detail}", status=status)
+    if status == 404:
+        return SinkUnusableError(
+            f"CRM answered 404 to {path}: the endpoint is missing; check the CRM base URL",
+            status=status,
+        )
+    if status in _REJECTED:
+        return SinkRejectedError(f"CRM rejected the payload ({status}): {detail}", status=status)
+    reason = "the key is still in use by an earlier attempt" if status == 409 else detail
+    return SinkUnavailableError(
+        f"CRM answered {status}: {reason}",
+        status=status,
+        retry_after=retry_after_seconds(headers),
+    )

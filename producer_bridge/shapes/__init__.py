@@ -42,7 +42,8 @@ class EventMapper:
             if platform.is_platform_envelope(document):
                 envelope = platform.PlatformEnvelope.model_validate(document)
                 return MappedEvent(
-                    platform.to_event(envelope, self._key_fields), SOURCE_PLATFORM_EVENT
+                    platform.to_event(envelope, self._key_fields, received_at),
+                    SOURCE_PLATFORM_EVENT,
                 )
             payload = ArchitectPayload.model_validate(document)
             return MappedEvent(payload.to_event(received_at), SOURCE_ARCHITECT)

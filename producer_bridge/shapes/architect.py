@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from producer_bridge.shapes.wire import NonBlank256, NonBlank512, WireInstant, WireNumber
+from producer_bridge.shapes.wire import WireInstant, WireNumber, not_in_the_future
+from schemas.identifiers import ContactId, CustomerId, EventId, ReferenceId
 from schemas.model import Channel, InteractionCompleted, Tag, default_event_id
 
 
@@ -15,8 +16,8 @@ class ArchitectPayload(BaseModel):
     # must not stop segmentation updates. Each field has one name, the one the document gives.
     model_config = ConfigDict(extra="ignore")
 
-    customer_id: NonBlank256 = Field(alias="customerId")
-    contact_id: NonBlank256 = Field(alias="contactId")
+    customer_id: CustomerId = Field(alias="customerId")
+    contact_id: ContactId = Field(alias="contactId")
     channel: Channel
     start_time: WireInstant = Field(alias="startTime")
     end_time: WireInstant | None = Field(default=None, alias="endTime")
@@ -27,13 +28,16 @@ class ArchitectPayload(BaseModel):
         default=None, ge=-1.0, le=1.0, alias="sentimentScore"
     )
     tags: list[Tag] = Field(max_length=32)
-    idempotency_key: NonBlank512 | None = None
+    idempotency_key: EventId | None = None
     caller_id: str | None = Field(default=None, alias="callerId", repr=False)
-    queue_id: str | None = Field(default=None, alias="queueId")
-    agent_id: str | None = Field(default=None, alias="agentId")
+    queue_id: ReferenceId | None = Field(default=None, alias="queueId")
+    agent_id: ReferenceId | None = Field(default=None, alias="agentId")
     attributes: dict[str, str] = Field(default_factory=dict)
 
     def to_event(self, received_at: datetime) -> InteractionCompleted:
+        """Raises :class:`InvalidEventError` for an ``endTime`` in the future."""
+        if self.end_time is not None:
+            not_in_the_future(self.end_time, received_at, "endTime")
         return InteractionCompleted(
             event_id=self.idempotency_key or default_event_id(self.contact_id, self.start_time),
             customer_id=self.customer_id,

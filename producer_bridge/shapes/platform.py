@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -22,7 +23,14 @@ from pydantic import (
 )
 
 from producer_bridge.errors import FieldError, InvalidEventError
-from producer_bridge.shapes.wire import NonBlank128, NonBlank256, WireInstant
+from producer_bridge.shapes.wire import CustomerKeyEntry, WireInstant, not_in_the_future
+from schemas.identifiers import (
+    CUSTOMER_ID_MAX_LENGTH,
+    CustomerId,
+    PlatformId,
+    ReferenceId,
+    identifier_problem,
+)
 from schemas.model import Channel, InteractionCompleted
 
 ACW_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.acw$"
@@ -33,11 +41,6 @@ _TOPICS = {
     re.compile(ACW_TOPIC_PATTERN): "acw",
     re.compile(CUSTOMER_END_TOPIC_PATTERN): "customer.end",
 }
-MAX_CUSTOMER_KEY_LENGTH: Final = 256
-
-# Conversation and participant ids are UUIDs; 128 leaves room and keeps the derived event id
-# ("{conversation}-{participant}-{kind}") inside the event model's 512 characters.
-PlatformId = NonBlank128
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 
 
@@ -98,13 +101,13 @@ class ConversationEventBody(BaseModel):
     )
     disconnect_type: ShortText | None = Field(default=None, alias="disconnectType")
     direction: ShortText | None = Field(default=None, alias="direction")
-    queue_id: ShortText | None = Field(default=None, alias="queueId")
-    user_id: ShortText | None = Field(default=None, alias="userId")
+    queue_id: ReferenceId | None = Field(default=None, alias="queueId")
+    user_id: ReferenceId | None = Field(default=None, alias="userId")
     ani: ShortText | None = Field(default=None, alias="ani", repr=False)
     # The default customer key fields, checked like the document says; a key field configured
     # beyond these is read as it comes (see customer_key).
-    external_contact_id: NonBlank256 | None = Field(default=None, alias="externalContactId")
-    conversation_external_contact_ids: list[ShortText] | None = Field(
+    external_contact_id: CustomerId | None = Field(default=None, alias="externalContactId")
+    conversation_external_contact_ids: list[CustomerKeyEntry] | None = Field(
         default=None, alias="conversationExternalContactIds"
     )
 
@@ -152,21 +155,21 @@ def channel_of(media_type: str, message_type: str | None) -> Channel:
 
 def customer_key(body: Mapping[str, Any], fields: Sequence[str]) -> str:
     """The first usable id among ``fields`` of the event body; a list gives its first non-blank
-    string. Never an empty key: no usable id is an :class:`InvalidEventError`."""
+    string. Never an empty key: no usable id is an :class:`InvalidEventError`, and so is a chosen
+    id that breaks the identifier rules (:mod:`schemas.identifiers`), named with its index in a
+    list."""
     for name in fields:
         value = body.get(name)
-        candidates = value if isinstance(value, list) else [value]
-        for candidate in candidates:
+        candidates = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, candidate in candidates:
             if isinstance(candidate, str) and candidate.strip():
-                if len(candidate) > MAX_CUSTOMER_KEY_LENGTH:
-                    raise InvalidEventError(
-                        [
-                            FieldError(
-                                field=f"detail.eventBody.{name}",
-                                reason=f"customer key longer than {MAX_CUSTOMER_KEY_LENGTH}",
-                            )
-                        ]
-                    )
+                field = f"detail.eventBody.{name}" + ("" if index is None else f".{index}")
+                if len(candidate) > CUSTOMER_ID_MAX_LENGTH:
+                    problem: str | None = f"customer key longer than {CUSTOMER_ID_MAX_LENGTH}"
+                else:
+                    problem = identifier_problem(candidate)
+                if problem is not None:
+                    raise InvalidEventError([FieldError(field=field, reason=problem)])
                 return candidate
     raise InvalidEventError(
         [
@@ -180,8 +183,13 @@ def customer_key(body: Mapping[str, Any], fields: Sequence[str]) -> str:
     )
 
 
-def to_event(envelope: PlatformEnvelope, key_fields: Sequence[str]) -> InteractionCompleted:
+def to_event(
+    envelope: PlatformEnvelope, key_fields: Sequence[str], received_at: datetime
+) -> InteractionCompleted:
+    """Raises :class:`InvalidEventError` for a missing or invalid customer key and for an
+    ``eventTime`` in the future."""
     body = envelope.detail.event_body
+    not_in_the_future(body.event_time, received_at, "detail.eventBody.eventTime")
     raw_body = {**(body.model_extra or {}), **body.model_dump(by_alias=True)}
     kind = envelope.kind
     attributes = {

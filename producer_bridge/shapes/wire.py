@@ -8,11 +8,14 @@ document describes, and the document describes what they accept (the fuzz test h
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-from schemas.model import Instant
+from producer_bridge.errors import FieldError, InvalidEventError
+from schemas.identifiers import CUSTOMER_ID_MAX_LENGTH, identifier_problem
+from schemas.model import MAX_CLOCK_SKEW_S, Instant
 
 # RFC 3339 date-time, seconds 00-59 (no leap second: Python's datetime has none), years 0002-9998
 # so that any offset still lands inside datetime's range once converted to UTC.
@@ -51,9 +54,10 @@ def _wire_instant(value: Any) -> Any:
     )
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
+def _blank_or_customer_id(value: str) -> str:
+    problem = None if not value.strip() else identifier_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -64,13 +68,27 @@ WireNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number (integer or not); never a string or a boolean."""
 
 
-# Text of 1..N characters with at least one that is not whitespace (ids and keys).
-NonBlank128 = Annotated[
-    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_not_blank)
+CustomerKeyEntry = Annotated[
+    str,
+    StringConstraints(max_length=CUSTOMER_ID_MAX_LENGTH),
+    AfterValidator(_blank_or_customer_id),
 ]
-NonBlank256 = Annotated[
-    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_not_blank)
-]
-NonBlank512 = Annotated[
-    str, StringConstraints(min_length=1, max_length=512), AfterValidator(_not_blank)
-]
+"""An entry of a list of customer keys (``conversationExternalContactIds``): blank (skipped when
+the key is chosen) or a valid customer id."""
+
+
+def not_in_the_future(instant: datetime, received_at: datetime, field: str) -> None:
+    """Refuse (422 naming ``field``) a completion time more than ``MAX_CLOCK_SKEW_S`` after the
+    bridge's clock: it would win every newest-wins comparison until that time came, freezing the
+    customer's attributes (see :data:`schemas.model.MAX_CLOCK_SKEW_S`)."""
+    if instant > received_at + timedelta(seconds=MAX_CLOCK_SKEW_S):
+        raise InvalidEventError(
+            [
+                FieldError(
+                    field=field,
+                    reason=f"lies more than {MAX_CLOCK_SKEW_S} s after the bridge's clock "
+                    "(a completion time cannot be in the future; check the sender's clock "
+                    "and time zone)",
+                )
+            ]
+        )

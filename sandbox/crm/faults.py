@@ -7,9 +7,11 @@ refused as a whole: a half-applied fault change would make a test lie about what
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sandbox.crm.dialect import RateLimitHeaders, RetryAfterFormat
 
 # A fraction of requests, 0 (never) to 1 (every one).
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -21,6 +23,12 @@ RatePerS = Annotated[float, Field(ge=0.0, le=1_000_000.0)]
 Burst = Annotated[int, Field(ge=1, le=1_000_000)]
 # How long a "timed out" request hangs before its 504. An hour is the upper bound of plausibility.
 HangS = Annotated[float, Field(ge=0.0, le=3_600.0)]
+# Retry-After of an injected 503 and of an outage, in whole seconds (RFC 9110 delay-seconds).
+RetryAfterS = Annotated[int, Field(ge=1, le=86_400)]
+# What the CRM keeps under an Idempotency-Key (see sandbox/crm/idempotency.py).
+IdempotencyResults = Literal["executed", "successes"]
+# The 3xx a moved /v1 answers with (RFC 9110 §15.4).
+RedirectStatus = Literal[301, 302, 303, 307, 308]
 # A customer-id prefix; empty would reject every customer, which ``outage`` already expresses.
 Prefix = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -63,6 +71,13 @@ class Faults(BaseModel):
     slow_customer_ms: LatencyMs = 0.0
     rate_limit_per_s: RatePerS = 0.0
     rate_limit_burst: Burst = 20
+    error_retry_after_s: RetryAfterS = 1
+    # Dialects: how this CRM stores idempotent results and words its throttling.
+    idempotency_results: IdempotencyResults = "executed"
+    retry_after_format: RetryAfterFormat = "seconds"
+    rate_limit_headers: RateLimitHeaders = "none"
+    # Every /v1 call answers this 3xx with a Location under /_sim/moved: the endpoint moved.
+    redirect_status: RedirectStatus | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
@@ -99,12 +100,24 @@ class UpdateRequest(BaseModel):
 
 
 class CreateRequest(BaseModel):
-    """``POST /v1/customers``."""
+    """``POST /v1/customers``: the attributes are optional, and checked exactly as an update's
+    when given (a client creating a customer with its attributes instead of create + update,
+    the seed's Edge Case 2, must get the same 422s)."""
 
     model_config = _STRICT
 
     id: CustomerId
     attributes: Attributes | None = None
+
+    @field_validator("attributes")
+    @classmethod
+    def _not_null(cls, value: Attributes | None) -> Attributes:
+        # Runs only for a value the client sent (defaults are not validated): null is refused,
+        # as the update refuses it; leaving the field out creates the customer without any.
+        if value is None:
+            msg = "must be an object naming at least one attribute, or be left out"
+            raise ValueError(msg)
+        return value
 
 
 def field_errors(error: ValidationError) -> list[dict[str, str]]:

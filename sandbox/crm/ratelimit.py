@@ -54,6 +54,13 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) / self._rate
 
+    def available(self) -> float:
+        """The tokens in the bucket now (fractional); ``inf`` when unlimited."""
+        if self.unlimited:
+            return float("inf")
+        self._refill()
+        return self._tokens
+
     def reconfigure(self, rate_per_s: float, burst: int) -> None:
         """Change rate and burst, keeping the tokens already earned (capped at the new burst).
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandbox.crm.dialect import RateLimitHeaders, RetryAfterFormat
 from sandbox.crm.faults import (
     Burst,
     Faults,
     HangS,
+    IdempotencyResults,
     LatencyMs,
     Prefix,
     Rate,
     RatePerS,
+    RedirectStatus,
+    RetryAfterS,
     check_fault_consistency,
 )
 from sandbox.errors import SandboxError
@@ -54,13 +58,17 @@ class CrmSimulatorSettings(BaseSettings):
     # 20 matches a typical SaaS CRM's short burst allowance on top of its sustained rate.
     rate_limit_burst: Burst = 20
 
-    # Injected latency per /v1 request, drawn uniformly from [min, max] milliseconds. Zero by
-    # default: tests that need a slow CRM say so, everything else stays fast and deterministic.
+    # Injected latency per /v1 request, drawn uniformly from [min, max] milliseconds: the time the
+    # CRM spends executing a valid request (holding its Idempotency-Key, so a second request with
+    # the key meanwhile gets 409). Zero by default: tests that need a slow CRM say so, everything
+    # else stays fast and deterministic.
     latency_ms_min: LatencyMs = 0.0
     latency_ms_max: LatencyMs = 0.0
 
     # Fraction of /v1 requests answered 503 or 500 (half each) before anything is changed.
     error_rate: Rate = 0.0
+    # Retry-After of those 503s and of an outage's, in seconds.
+    error_retry_after_s: RetryAfterS = 1
     # Fraction of /v1 requests that hang ``hang_s`` and then answer 504: a CRM that stops
     # answering. 30 s is longer than any sane client timeout (the consumer uses 5 s), so the
     # client sees a timeout of its own first, as it would against a stuck production CRM.
@@ -79,12 +87,31 @@ class CrmSimulatorSettings(BaseSettings):
     # Every /v1 call answers 401 even with the right token: the credential was revoked.
     revoke_token: bool = False
 
+    # Dialects (README "CRM simulator"; each modelled on a real API, cited where implemented).
+    # What an Idempotency-Key keeps: "executed" - the first result of a request that began
+    # executing, errors (404 included) too, as Stripe does; "successes" - 2xx results only, as
+    # Deel's API and Salesforce's UI API record writes do (sandbox/crm/idempotency.py).
+    idempotency_results: IdempotencyResults = "executed"
+    # Retry-After of 429 and 503 as delay-seconds (plus Retry-After-Ms) or as an HTTP-date.
+    retry_after_format: RetryAfterFormat = "seconds"
+    # Rate-limit headers on every answer past auth: none, the IETF draft's RateLimit /
+    # RateLimit-Policy, or X-RateLimit-* with the reset as seconds from now or as epoch seconds.
+    rate_limit_headers: RateLimitHeaders = "none"
+    # Every /v1 call answers this 3xx (a moved endpoint); unset answers normally.
+    redirect_status: RedirectStatus | None = None
+
     # Seed for the fault dice (latency, errors, timeouts); ``None`` draws from the OS. A seed makes
     # a benchmark's fault pattern repeatable.
     random_seed: int | None = None
 
     # Level of the JSON log on stderr. DEBUG adds one line per /v1 request.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redirect_status", mode="before")
+    @classmethod
+    def _status_from_env(cls, value: object) -> object:
+        # Environment variables are strings; a Literal of ints does not convert them itself.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -143,4 +170,9 @@ class CrmSimulatorSettings(BaseSettings):
             reject_customer_prefix=self.reject_customer_prefix,
             rate_limit_per_s=self.rate_limit_per_s,
             rate_limit_burst=self.rate_limit_burst,
+            error_retry_after_s=self.error_retry_after_s,
+            idempotency_results=self.idempotency_results,
+            retry_after_format=self.retry_after_format,
+            rate_limit_headers=self.rate_limit_headers,
+            redirect_status=self.redirect_status,
         )

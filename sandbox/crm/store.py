@@ -140,6 +140,7 @@ class CrmStore:
         self._customers: dict[str, Customer] = {}
         self._writes: list[WriteEntry] = []
         self._idempotency: dict[str, IdempotencyRecord] = {}
+        self._executing: set[str] = set()
         self._requests: deque[RequestEntry] = deque(maxlen=REQUEST_LOG_LIMIT)
         self.stats = Stats()
 
@@ -210,6 +211,23 @@ class CrmStore:
     def remember(self, key: str, record: IdempotencyRecord) -> None:
         self._idempotency[key] = record
 
+    def begin_executing(self, key: str) -> bool:
+        """Mark ``key`` as held by a request that is executing; False if one already is."""
+        if key in self._executing:
+            return False
+        self._executing.add(key)
+        return True
+
+    def executing(self, key: str) -> bool:
+        return key in self._executing
+
+    def executing_count(self) -> int:
+        """Requests with an Idempotency-Key executing now (the keys in use)."""
+        return len(self._executing)
+
+    def end_executing(self, key: str) -> None:
+        self._executing.discard(key)
+
     # -- stats -----------------------------------------------------------------------------
 
     def log_request(self, entry: RequestEntry) -> None:
@@ -228,7 +246,8 @@ class CrmStore:
     # -- reset -----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every customer, write, idempotency record and count."""
+        """Forget every customer, write, idempotency record and count. Keys held by requests
+        still executing stay held until those finish."""
         self._customers.clear()
         self._writes.clear()
         self._idempotency.clear()

@@ -139,8 +139,9 @@ def expected(sent: list[Sent]) -> dict[str, dict[str, Any]]:
 async def run(sent: list[Sent], order: list[tuple[int, bool]], restarts: set[int]) -> None:
     crm_settings = CrmSimulatorSettings(token=SecretStr(TOKEN), port=0)
     mapper = EventMapper(["externalContactId", "conversationExternalContactIds"])
-    events = [mapper.map(item.document, T0).event for item in sent]
     arrival_ms = millis(60 * 24)  # everything reaches Kafka a day later, in this order
+    received = T0 + timedelta(days=1)  # so no completion time lies ahead of the bridge's clock
+    events = [mapper.map(item.document, received).event for item in sent]
     async with TestServer(create_app(crm_settings)) as server:
         crm_url = str(server.make_url("")).rstrip("/")
         changelog = MemoryChangelog()

@@ -14,6 +14,7 @@ from consumer.ratelimit import (
     MAX_THROTTLE_PAUSE_S,
     GroupRateLimiter,
     PartitionShareError,
+    QuotaHint,
 )
 from support.clock import FakeTime, settle
 
@@ -414,3 +415,87 @@ async def test_with_the_real_clock_calls_are_spaced_by_the_rate() -> None:
     assert waits[0] < 0.001
     assert elapsed >= 0.020
     assert 0.0 < sum(waits) <= elapsed
+
+
+# --- the CRM's own rate-limit headers (observe_quota) -------------------------------------------
+
+
+def test_a_crm_policy_below_the_configured_rate_caps_each_instances_share(clock: FakeTime) -> None:
+    instances = [limiter(clock, 1000.0, 40) for _ in range(2)]
+    instances[0].set_share(3, 12)
+    instances[1].set_share(9, 12)
+    for instance in instances:
+        instance.observe_quota(QuotaHint(remaining=None, reset_s=0.0, rate_per_s=40.0))
+    # The CRM grants the token 40/s in all; the instances split it like the configured rate.
+    assert [i.current_rate_per_s for i in instances] == pytest.approx([10.0, 30.0])
+    instances[0].observe_quota(QuotaHint(remaining=None, reset_s=0.0, rate_per_s=10_000.0))
+    assert instances[0].current_rate_per_s == pytest.approx(250.0)  # its configured share
+
+
+async def test_a_policy_paces_an_otherwise_unlimited_instance(clock: FakeTime) -> None:
+    rate_limiter = limiter(clock, 0.0, 4)
+    rate_limiter.set_share(1, 1)
+    assert math.isinf(rate_limiter.current_rate_per_s)
+    rate_limiter.observe_quota(QuotaHint(remaining=None, reset_s=0.0, rate_per_s=2.0))
+    assert rate_limiter.current_rate_per_s == pytest.approx(2.0)
+    started = clock.now
+    for _ in range(4 + 6):  # the burst of 4, then 6 at 2/s
+        await clock.run(rate_limiter.acquire())
+    assert clock.now - started == pytest.approx(3.0)
+
+
+async def test_no_more_calls_than_the_share_of_what_remains_until_the_reset(
+    clock: FakeTime,
+) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(6, 12)
+    # 10 left for the whole client within 4 s; 2 of this instance's calls are still unanswered.
+    rate_limiter.observe_quota(QuotaHint(remaining=10, reset_s=4.0, rate_per_s=None, in_flight=2))
+    started = clock.now
+    for _ in range(3):  # half of 10, less the 2 on the wire
+        assert await clock.run(rate_limiter.acquire()) == 0.0
+    waited = await clock.run(rate_limiter.acquire())
+    assert waited == pytest.approx(4.0)
+    assert clock.now - started == pytest.approx(4.0)
+
+
+async def test_a_fresher_answer_replaces_the_budget_and_wakes_the_waiter(clock: FakeTime) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(1, 1)
+    rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=30.0, rate_per_s=None))
+    waiter = asyncio.ensure_future(rate_limiter.acquire())
+    await clock.advance(1.0)
+    assert not waiter.done()
+    rate_limiter.observe_quota(QuotaHint(remaining=5, reset_s=30.0, rate_per_s=None))
+    await settle()
+    assert waiter.done()
+    assert waiter.result() == pytest.approx(1.0)
+
+
+async def test_a_budget_is_dropped_when_the_share_changes(clock: FakeTime) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(1, 2)
+    rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=60.0, rate_per_s=None))
+    rate_limiter.set_share(2, 2)
+    assert await clock.run(rate_limiter.acquire()) == 0.0
+
+
+async def test_a_huge_reset_is_capped_like_a_retry_after(clock: FakeTime) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(1, 1)
+    rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=86_400.0, rate_per_s=None))
+    assert await clock.run(rate_limiter.acquire()) == pytest.approx(MAX_THROTTLE_PAUSE_S)
+
+
+async def test_a_call_that_took_its_token_before_a_429_waits_out_the_pause(
+    clock: FakeTime,
+) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(1, 1)
+    await clock.run(rate_limiter.acquire())  # the token is taken ...
+    rate_limiter.on_throttled(2.5)  # ... then another call's 429 arrives
+    started = clock.now
+    await clock.run(rate_limiter.wait_while_paused())
+    assert clock.now - started == pytest.approx(2.5)
+    await clock.run(rate_limiter.wait_while_paused())  # no pause: no wait
+    assert clock.now - started == pytest.approx(2.5)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,11 +20,12 @@ import pytest
 from sandbox.kafka.broker import LocalKafka, free_port
 from sandbox.secrets import ensure_secret_file, new_webhook_secret
 from sandbox.send import signed_headers
+from support.bridge import EVENTS, architect
 from support.kafka import TopicFactory, read_all
+from support.rawhttp import request_head, send_and_drop
 from support.services import ServiceProcess
 from support.waiting import eventually, eventually_sync
 
-EVENTS = "/v1/interactions/completed"
 CALLER_NUMBER = "+3247555987"
 
 
@@ -37,15 +39,7 @@ def bridge_environment(**settings: str) -> dict[str, str]:
 
 
 def event(customer: str = "C-1") -> dict[str, object]:
-    contact = uuid.uuid4().hex
-    return {
-        "customerId": customer,
-        "contactId": contact,
-        "channel": "voice",
-        "startTime": "2026-11-28T10:15:00Z",
-        "tags": [],
-        "callerId": CALLER_NUMBER,
-    }
+    return architect(customer, callerId=CALLER_NUMBER, idempotency_key=None)
 
 
 def test_without_a_secret_the_bridge_refuses_to_start(tmp_path: Path) -> None:
@@ -71,7 +65,7 @@ def test_an_unreadable_secret_file_stops_the_start(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "cannot read webhook secrets file" in result.stderr
+    assert "SEGSTREAM_BRIDGE_WEBHOOK_SECRETS_FILE: cannot read" in result.stderr
 
 
 def test_invalid_settings_stop_the_start_without_echoing_values(tmp_path: Path) -> None:
@@ -243,3 +237,60 @@ def test_a_stopped_process_exits_promptly_when_idle(run_dir: Path) -> None:
         assert time.monotonic() - started_at < 5
     finally:
         bridge.stop()
+
+
+def log_lines(bridge: ServiceProcess) -> list[dict[str, Any]]:
+    """Every line the process wrote, each required to be one JSON object."""
+    return [json.loads(line) for line in bridge.log_text().splitlines() if line.strip()]
+
+
+@pytest.mark.kafka
+async def test_requests_that_break_off_leave_one_quiet_line_and_no_traceback(
+    kafka_bootstrap: str, topics: TopicFactory, run_dir: Path, started: list[ServiceProcess]
+) -> None:
+    topic = topics.create("broken-off")
+    secret_file = run_dir / "webhook-secret"
+    secret = ensure_secret_file(secret_file, new_webhook_secret)
+    bridge, url = start_bridge(
+        started,
+        run_dir,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic=topic,
+        webhook_secrets_file=str(secret_file),
+    )
+    body = json.dumps(event())
+    signature = signed_headers(secret, body)
+    head = request_head(EVENTS, {**signature, "Content-Length": str(len(body))})
+    # A client that goes away mid-body, a body that is not the gzip it claims (read by the
+    # handler, then drained by aiohttp), and a coding aiohttp's parser refuses by itself.
+    await send_and_drop(url, head + body[:30].encode())
+    assert await post(url, body, {**signature, "Content-Encoding": "gzip"}) == 400
+    assert await post(url, body, {**signature, "Content-Encoding": "br"}) == 400
+
+    def abandoned() -> bool:
+        return any(line["message"] == "request abandoned" for line in log_lines(bridge))
+
+    eventually_sync(abandoned, timeout=10)
+    assert await post(url, body, signed_headers(secret, body)) == 202  # and it goes on serving
+    bridge.stop()
+    lines = log_lines(bridge)
+    assert [line for line in lines if line["level"] in ("ERROR", "CRITICAL")] == []
+    assert [line for line in lines if "exc_info" in line] == []
+
+
+@pytest.mark.kafka
+def test_every_line_is_json_librdkafkas_own_too(run_dir: Path) -> None:
+    port = free_port()
+    nowhere = f"127.0.0.1:{free_port()}"  # librdkafka logs its failed connects
+    env = bridge_environment(port=str(port), allow_unsigned="true", kafka_bootstrap_servers=nowhere)
+    bridge = ServiceProcess("json-bridge", ["producer_bridge"], env, run_dir)
+    try:
+        bridge.wait_http(f"http://127.0.0.1:{port}/healthz")
+        eventually_sync(
+            lambda: any(line["logger"].endswith(".kafka") for line in log_lines(bridge)),
+            timeout=20,
+        )
+    finally:
+        assert bridge.stop() == 0
+    librdkafka = [line for line in log_lines(bridge) if line["logger"].endswith(".kafka")]
+    assert any("Connect to" in line["message"] for line in librdkafka), librdkafka

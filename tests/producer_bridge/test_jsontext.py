@@ -71,3 +71,25 @@ def test_an_empty_array_has_no_items_and_a_non_array_is_none() -> None:
 def test_a_broken_array_is_a_malformed_json_error(body: bytes) -> None:
     with pytest.raises(MalformedJsonError):
         parse_array(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"customerId": "C-1", "customerId": "C-2"}',
+        b'{"attributes": {"seq": "1", "seq": "2"}}',
+        b'{"a": [{"x": 1, "x": 1}]}',
+        b'{"a": 1, "\\u0061": 2}',
+    ],
+    ids=["top-level", "nested", "in-an-array", "escaped-spelling"],
+)
+def test_an_object_with_a_name_twice_is_refused(body: bytes) -> None:
+    # I-JSON (RFC 7493 §2.3): the sender may have meant the first value, Python keeps the last.
+    with pytest.raises(MalformedJsonError, match="twice"):
+        parse_document(body)
+    with pytest.raises(MalformedJsonError, match="twice"):
+        parse_array(b"[" + body + b"]")
+
+
+def test_the_same_name_in_sibling_objects_is_fine() -> None:
+    assert parse_document(b'[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]

@@ -58,7 +58,9 @@ def test_value_and_file_together_are_refused(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_an_unreadable_secret_file_is_a_configuration_error(tmp_path: Path) -> None:
     settings = BridgeSettings(webhook_secrets_file=tmp_path / "missing")
-    with pytest.raises(ConfigurationError, match="cannot read webhook secrets file"):
+    with pytest.raises(
+        ConfigurationError, match="SEGSTREAM_BRIDGE_WEBHOOK_SECRETS_FILE: cannot read"
+    ):
         settings.signing_secrets()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from producer_bridge.errors import InvalidEventError
 from producer_bridge.settings import DEFAULT_CUSTOMER_KEY_FIELDS
 from producer_bridge.shapes import EventMapper
-from schemas.model import Channel
+from schemas.model import MAX_CLOCK_SKEW_S, Channel
 from schemas.topics import SOURCE_ARCHITECT, SOURCE_PLATFORM_EVENT
 
 RECEIVED = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
@@ -261,3 +261,119 @@ def test_the_caller_id_never_appears_in_an_error() -> None:
     with pytest.raises(InvalidEventError) as raised:
         mapper().map(document, RECEIVED)
     assert "12345678" not in str(raised.value)
+
+
+# --- identifiers at the door (schemas.identifiers), in the sender's field names ---------------
+
+ID_FAULTS = {
+    "header-injection": "k-1\r\nX-A: 1",
+    "velocity-placeholder": "${input.customerId}",
+    "quiet-velocity-in-a-macro": "$esc.jsonString($!input.customerId)",
+    "mustache": "{{customerId}}",
+    "architect-not-set": "NOT_SET",
+    "line-separator": "C\u20281",
+    "trailing-space": "C-1 ",
+}
+
+
+def with_body(**body: Any) -> dict[str, Any]:
+    return platform_event("customer.end", **body)
+
+
+@pytest.mark.parametrize("fault", ID_FAULTS.values(), ids=ID_FAULTS.keys())
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (lambda v: {**ARCHITECT, "customerId": v}, "customerId"),
+        (lambda v: {**ARCHITECT, "contactId": v}, "contactId"),
+        (lambda v: {**ARCHITECT, "idempotency_key": v}, "idempotency_key"),
+        (lambda v: with_body(conversationId=v), "detail.eventBody.conversationId"),
+        (lambda v: with_body(participantId=v), "detail.eventBody.participantId"),
+        (lambda v: with_body(externalContactId=v), "detail.eventBody.externalContactId"),
+        (
+            lambda v: with_body(conversationExternalContactIds=[v]),
+            "detail.eventBody.conversationExternalContactIds.0",
+        ),
+    ],
+    ids=[
+        "customerId",
+        "contactId",
+        "idempotency_key",
+        "conversationId",
+        "participantId",
+        "externalContactId",
+        "conversationExternalContactIds",
+    ],
+)
+def test_an_id_that_cannot_be_a_key_or_header_is_refused_naming_the_field(
+    document: Any, field: str, fault: str
+) -> None:
+    with pytest.raises(InvalidEventError) as raised:
+        mapper().map(document(fault), RECEIVED)
+    [error] = raised.value.errors
+    assert error["field"] == field
+    assert fault not in error["reason"] or fault == "NOT_SET"
+
+
+@pytest.mark.parametrize("fault", ["q\n1", "${input.queueId}"])
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (lambda v: {**ARCHITECT, "queueId": v}, "queueId"),
+        (lambda v: {**ARCHITECT, "agentId": v}, "agentId"),
+        (lambda v: with_body(queueId=v), "detail.eventBody.queueId"),
+        (lambda v: with_body(userId=v), "detail.eventBody.userId"),
+    ],
+    ids=["queueId", "agentId", "platform-queueId", "userId"],
+)
+def test_queue_and_agent_ids_must_be_printable_and_resolved(
+    document: Any, field: str, fault: str
+) -> None:
+    with pytest.raises(InvalidEventError) as raised:
+        mapper().map(document(fault), RECEIVED)
+    assert [error["field"] for error in raised.value.errors] == [field]
+
+
+def test_a_configured_key_field_is_held_to_the_same_rules() -> None:
+    document = platform_event("acw", crmId="${input.crmId}")
+    with pytest.raises(InvalidEventError) as raised:
+        mapper("crmId", "externalContactId").map(document, RECEIVED)
+    assert [error["field"] for error in raised.value.errors] == ["detail.eventBody.crmId"]
+    listed = platform_event("acw", crmIds=["", "C\r\n1"])
+    with pytest.raises(InvalidEventError) as raised:
+        mapper("crmIds").map(listed, RECEIVED)
+    assert [error["field"] for error in raised.value.errors] == ["detail.eventBody.crmIds.1"]
+
+
+def test_the_longest_platform_ids_give_an_event_id_within_its_bound() -> None:
+    document = with_body(conversationId="c" * 64, participantId="p" * 64)
+    assert len(mapper().map(document, RECEIVED).event.event_id) == 142
+    with pytest.raises(InvalidEventError):
+        mapper().map(with_body(conversationId="c" * 65), RECEIVED)
+
+
+# --- completion times in the future (schemas.model.MAX_CLOCK_SKEW_S) --------------------------
+
+
+def test_an_end_time_up_to_five_minutes_ahead_of_the_bridge_is_accepted() -> None:
+    ahead = (RECEIVED + timedelta(seconds=MAX_CLOCK_SKEW_S)).isoformat()
+    assert mapper().map({**ARCHITECT, "endTime": ahead}, RECEIVED).event.completed_at > RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (lambda t: {**ARCHITECT, "endTime": t}, "endTime"),
+        (lambda t: platform_event("acw", eventTime=t), "detail.eventBody.eventTime"),
+    ],
+    ids=["architect", "platform"],
+)
+def test_a_completion_time_further_ahead_is_refused_naming_the_field(
+    document: Any, field: str
+) -> None:
+    ahead = RECEIVED + timedelta(seconds=MAX_CLOCK_SKEW_S, milliseconds=1)
+    with pytest.raises(InvalidEventError) as raised:
+        mapper().map(document(ahead.isoformat()), RECEIVED)
+    [error] = raised.value.errors
+    assert error["field"] == field
+    assert "after the bridge's clock" in error["reason"]

@@ -24,6 +24,7 @@ from schemas import (
 )
 from schemas.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec, load_schema_text, schema_versions
 from schemas.model import Channel
+from support.identifiers import identifiers, references
 
 TOPIC = "interactions.completed.v1"
 text = st.text(min_size=1, max_size=40)
@@ -33,9 +34,9 @@ instants = st.datetimes(
 
 events = st.builds(
     InteractionCompleted,
-    event_id=text.filter(str.strip),
-    customer_id=text.filter(str.strip),
-    contact_id=text.filter(str.strip),
+    event_id=identifiers(max_size=40),
+    customer_id=identifiers(max_size=40),
+    contact_id=identifiers(max_size=40),
     channel=st.sampled_from(Channel),
     started_at=instants,
     completed_at=instants,
@@ -43,8 +44,8 @@ events = st.builds(
     sentiment_score=st.none() | st.floats(min_value=-1.0, max_value=1.0),
     tags=st.none() | st.lists(st.text(min_size=1, max_size=64), max_size=32),
     caller_id=st.none() | st.from_regex(r"\+[0-9]{8,15}", fullmatch=True),
-    queue_id=st.none() | text,
-    agent_id=st.none() | text,
+    queue_id=st.none() | references(max_size=40),
+    agent_id=st.none() | references(max_size=40),
     attributes=st.dictionaries(text, st.text(max_size=50), max_size=5),
 )
 

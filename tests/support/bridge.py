@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,62 @@ from support.kafka import read_all
 
 EVENTS = "/v1/interactions/completed"
 BATCH = "/v1/interactions/completed:batch"
+
+CALLER_NUMBER = "+3247555012"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def architect(customer: str = "C-1001", **fields: Any) -> dict[str, Any]:
+    contact = uuid.uuid4().hex
+    return {
+        "customerId": customer,
+        "contactId": contact,
+        "channel": "voice",
+        "startTime": "2026-11-28T10:15:00Z",
+        "interactionSummary": "resolved-billing",
+        "sentimentScore": 0.4,
+        "tags": ["churn_risk"],
+        "callerId": CALLER_NUMBER,
+        "idempotency_key": f"{contact}-2026-11-28T10:15:00Z",
+        **fields,
+    }
+
+
+def acw_event(**body: Any) -> dict[str, Any]:
+    conversation = str(uuid.uuid4())
+    topic = f"v2.detail.events.conversation.{conversation}.acw"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": topic,
+        "source": "aws.partner/example",
+        "detail": {
+            "topicName": topic,
+            "eventBody": {
+                "eventTime": 1795860900000,
+                "conversationId": conversation,
+                "participantId": "agent-participant",
+                "mediaType": "MESSAGE",
+                "messageType": "FACEBOOK",
+                "queueId": "queue-3",
+                "userId": "agent-7",
+                "wrapupCode": "sale-completed",
+                "conversationExternalContactIds": ["ext-555"],
+                **body,
+            },
+        },
+    }
+
+
+def assert_problem(answer: Answer, status: int) -> dict[str, Any]:
+    assert answer.status == status, answer.body
+    assert answer.content_type == "application/problem+json"
+    problem: dict[str, Any] = answer.body
+    assert problem["status"] == status
+    assert problem["type"].startswith("https://segstream.dev/problems/")
+    assert problem["title"]
+    assert problem["detail"]
+    return problem
 
 
 @dataclass

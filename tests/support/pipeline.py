@@ -84,15 +84,15 @@ async def in_process_consumer(
     """A consumer instance that owns ``partitions`` (default [0]), their state restored from
     ``changelog`` as a real one does on assignment."""
     metrics = ConsumerMetrics(CollectorRegistry())
-    sink = CrmHttpSink(crm_url, token, timeout_s=5.0, max_connections=10)
+    limiter = GroupRateLimiter(0, 1)
+    limiter.set_share(1, 1)
+    sink = CrmHttpSink(crm_url, token, timeout_s=5.0, max_connections=10, pacer=limiter)
     dead_letters = RecordingDeadLetters()
     states = CustomerStates(
         changelog, retention_ms=retention_ms, max_customers_per_partition=max_customers
     )
     for partition in partitions or [0]:
         await states.restore(partition)
-    limiter = GroupRateLimiter(0, 1)
-    limiter.set_share(1, 1)
     writer = SinkWriter(
         sink=sink,
         dead_letters=cast(DeadLetterPublisher, dead_letters),
