@@ -109,7 +109,7 @@ def measure(
             time.sleep(0.2)
         flow = Flow(bootstrap, topic, rate)
         flow.start()
-        time.sleep(3.0)
+        time.sleep(3.0 if after_s else 1.0)
         killed_at = time.time()
         instances[0].process.send_signal(signal.SIGKILL)
         time.sleep(session_timeout_ms / 1000 + after_s)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.session_timeouts_ms, args.rate, args.after_s = [6000], 20.0, 2.0
+        args.session_timeouts_ms, args.rate, args.after_s = [6000], 20.0, 0.0
     results: dict[str, Any] = {"machine": machine(), "runs": []}
     print(f"machine: {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:

@@ -74,7 +74,7 @@ def requests_so_far(url: str) -> float:
     return total
 
 
-def wait_until_idle(url: str, timeout: float = 120.0) -> None:
+def wait_until_idle(url: str, timeout: float = 120.0, breath_s: float = 1.0) -> None:
     """After an overloaded step the server still works off requests their client gave up on
     (they sit in socket buffers, not yet in a handler); the next step starts only once the
     request count stands still apart from these /metrics reads."""
@@ -89,7 +89,7 @@ def wait_until_idle(url: str, timeout: float = 120.0) -> None:
             break
         previous = current
         time.sleep(0.5)
-    time.sleep(1.0)  # and the machine catches its breath
+    time.sleep(breath_s)  # and the machine catches its breath
 
 
 class Bench:
@@ -112,7 +112,7 @@ class Bench:
             f"p99 {result.p99_ms:7.1f} ms  {verdict}",
             flush=True,
         )
-        wait_until_idle(url)
+        wait_until_idle(url, breath_s=0.0 if self._args.smoke else 1.0)
         return result
 
     def warm_up(self, url: str) -> None:
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{mode}:", flush=True)
                 broker = bootstrap or "127.0.0.1:1"  # the baseline never connects
                 with bridge_process(mode, broker, topic, secret_file, work) as url:
-                    bench.warm_up(url)
+                    if not args.smoke:
+                        bench.warm_up(url)
                     best = bench.highest_sustained(url)
                     half_rate = max(1, best.rate // 2)
                     print(f"  latency at half the highest rate ({half_rate}/s):", flush=True)
