@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.naive_seconds = 300, 1.0
+    host = machine()
     work = Path(tempfile.mkdtemp(prefix="segstream-bench-"))
     token_file = work / "crm-token"
     token_file.write_text(uuid.uuid4().hex)
@@ -205,7 +206,6 @@ def main(argv: list[str] | None = None) -> None:
             bootstrap, topic, crm, token_file=token_file, total=len(events), run_dir=work
         )
 
-    host = machine()
     print(f"machine: {host}")
     print(
         f"simulator latency {LATENCY_MS:.0f} ms, {CUSTOMERS} customers, {PARTITIONS} partitions, "

@@ -40,16 +40,22 @@ Goal = tuple[str, str, bool | None]
 
 def run_benches(names: list[str], results: Path, smoke: bool) -> None:
     results.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
     for name in names:
         module = "bench.bridge" if name == "bridge" else f"bench.{name}"
         args = ["--smoke"] if smoke else FULL_ARGS.get(name, [])
         out = results / f"{name}.json"
         print(f"== {name}", flush=True)
         started = time.monotonic()
-        subprocess.run(
-            [sys.executable, "-m", module, *args, "--output", str(out)], check=True, cwd=ROOT
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args, "--output", str(out)], check=False, cwd=ROOT
         )
-        print(f"== {name}: {time.monotonic() - started:.0f} s", flush=True)
+        verdict = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+        print(f"== {name}: {verdict}, {time.monotonic() - started:.0f} s", flush=True)
+        if done.returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)} (their previous results, if any, are kept)")
 
 
 def load(results: Path, name: str) -> dict[str, Any] | None:

@@ -4,10 +4,11 @@ For each instance count: a new topic (12 partitions) and group; the instances st
 (every partition assigned), then ``--events`` events (10,000 customers, in order per customer)
 are written to the topic at once, and the rate is measured at the CRM simulator (20 ms per call)
 from the first write to the last. CPU-seconds per 1,000 events are summed over the instances
-(``/proc/<pid>/stat``). The baseline is the one-instance run of the same script: the ratio
-N-instance / 1-instance is the scaling. Everything shares this machine's cores, the simulator
-included, so on 2 cores the ratio says how much the machine, not the design, lets scale.
-Run: ``make bench-scaling``.
+(``/proc/<pid>/stat``). Counts run in the order 1, 2, 3, 3, 2, 1 and each count's two runs are
+averaged, so a drift of the shared machine's load does not show as scaling. The baseline is the
+one-instance run: the ratio N-instance / 1-instance is the scaling. Everything shares this
+machine's cores, the simulator included, so on 2 cores the ratio says how much the machine, not
+the design, lets scale. Run: ``make bench-scaling``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         work = Path(tmp)
         with kafka_cluster(work) as bootstrap, crm_simulator(work) as crm:
-            for count in args.instances:
+            # 1, 2, 3 then 3, 2, 1: a machine getting busier or quieter during the run moves
+            # every count's mean the same way, so the ratios between counts hold.
+            order = args.instances + (args.instances[::-1] if args.mirror else [])
+            measured: dict[int, list[dict[str, Any]]] = {}
+            for count in order:
                 run_result = measure(work, bootstrap, crm, count, args.events)
                 print(
                     f"  {count} instance(s): {run_result['per_s']:8.1f} events/s  "
@@ -88,7 +93,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"load {run_result['load'][0]:.1f}",
                     flush=True,
                 )
-                results["runs"].append(run_result)
+                measured.setdefault(count, []).append(run_result)
+    for count in args.instances:
+        runs = measured[count]
+        results["runs"].append(
+            {
+                "instances": count,
+                "events": args.events,
+                "written": min(r["written"] for r in runs),
+                "per_s": round(sum(r["per_s"] for r in runs) / len(runs), 1),
+                "cpu_s_per_1000": round(sum(r["cpu_s_per_1000"] for r in runs) / len(runs), 3),
+                "load": runs[-1]["load"],
+                "each": runs,
+            }
+        )
     base = results["runs"][0]["per_s"]
     for run_result in results["runs"]:
         run_result["vs_one"] = round(run_result["per_s"] / base, 2)
@@ -102,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instances", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 3]
     )
+    parser.add_argument(
+        "--no-mirror", dest="mirror", action="store_false", help="each count once, not twice"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.events, args.instances = 100, [1]
+        args.events, args.instances, args.mirror = 100, [1], False
     print(f"machine: {machine()}", flush=True)
     results = run(args)
     print(f"load average after: {results['load_average_after']}")

@@ -122,19 +122,28 @@ class Bench:
         self.run_at(url, self._args.start_rate, 3.0)
 
     def highest_sustained(self, url: str) -> AttackResult:
+        """Grow the rate until a step is not sustained (or, when the first is not, shrink it
+        until one is), then bisect between the last good and the first bad rate."""
         args = self._args
         low: AttackResult | None = None
         high_rate: int | None = None
         rate = args.start_rate
-        while rate <= args.ceiling:
+        while low is None and rate >= 10:
+            result = self.run_at(url, rate, args.duration)
+            if result.sustained(args.max_p99_ms):
+                low = result
+            else:
+                high_rate, rate = rate, int(rate / args.growth)
+        if low is None:
+            raise RuntimeError(f"not even {rate}/s is sustained: is the machine overloaded?")
+        rate = int(low.rate * args.growth)
+        while high_rate is None and rate <= args.ceiling:
             result = self.run_at(url, rate, args.duration)
             if not result.sustained(args.max_p99_ms):
                 high_rate = rate
                 break
             low = result
             rate = int(rate * args.growth)
-        if low is None:
-            raise RuntimeError(f"not even {args.start_rate}/s is sustained; lower --start-rate")
         if high_rate is None:
             return low
         while (high_rate - low.rate) / low.rate > args.precision:
