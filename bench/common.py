@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import platform
@@ -117,3 +119,17 @@ def service(
             process.kill()
             process.wait()
         log.close()
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--smoke`` (tiny sizes, for the tests) and ``--output`` (the results as JSON)."""
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
+    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+
+
+def finish(results: dict[str, Any], output: str | None) -> None:
+    """Stamp the load average after the run, print it, and write ``results`` to ``output``."""
+    results["load_average_after"] = load_average()
+    print(f"load average after: {results['load_average_after']}", flush=True)
+    if output:
+        Path(output).write_text(json.dumps(results, indent=2) + "\n")

@@ -32,10 +32,11 @@ from confluent_kafka import Consumer
 
 from bench.bare_consumer import first_update
 from bench.common import (
+    add_common_arguments,
     cpu_seconds,
     create_topic,
+    finish,
     kafka_cluster,
-    load_average,
     machine,
     service,
 )
@@ -168,8 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--naive-seconds", type=float, default=10.0)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.naive_seconds = 300, 1.0
@@ -220,12 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"segstream / naive = {segstream_rate / naive_rate:6.1f}x  (goal >= 50x)")
     print(f"segstream / bare  = {segstream_rate / bare_rate:6.2f}x  (goal >= 0.9x)")
     print(f"CPU per event segstream / bare = {segstream_cpu / bare_cpu:6.2f}x")
-    after = load_average()
-    print(f"load average before {host['load_average']}, after {after}")
-    if args.output:
-        result = {
+    finish(
+        {
             "machine": host,
-            "load_average_after": after,
             "events": args.events,
             "customers": CUSTOMERS,
             "partitions": PARTITIONS,
@@ -236,8 +233,9 @@ def main(argv: list[str] | None = None) -> None:
             "segstream_per_s": round(segstream_rate, 1),
             "bare_cpu_s_per_1000": round(bare_cpu, 3),
             "segstream_cpu_s_per_1000": round(segstream_cpu, 3),
-        }
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        },
+        args.output,
+    )
 
 
 if __name__ == "__main__":

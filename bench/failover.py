@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import signal
 import sys
 import tempfile
@@ -27,7 +26,15 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from bench.common import create_topic, kafka_cluster, load_average, machine, percentile
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    load_average,
+    machine,
+    percentile,
+)
 from bench.stack import Crm, Instance, crm_simulator, instant, new_group, start_consumer
 from sandbox.records import make_event
 from schemas.codec import EventCodec
@@ -157,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--after-s", type=float, default=15.0, help="flow after the timeout")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.session_timeouts_ms, args.rate, args.after_s = [6000], 20.0, 0.0
@@ -184,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 results["runs"].append(result)
-    results["load_average_after"] = load_average()
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

@@ -28,7 +28,6 @@ average. Run: ``make bench-latency`` (a local broker unless KAFKA_BOOTSTRAP_SERV
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -41,7 +40,16 @@ from typing import Any
 
 from bench.bridge.targets import write_signed_targets
 from bench.bridge.vegeta import attack, locate_vegeta
-from bench.common import create_topic, kafka_cluster, load_average, machine, percentile, service
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    load_average,
+    machine,
+    percentile,
+    service,
+)
 from bench.stack import (
     Bridge,
     Crm,
@@ -226,7 +234,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results["steps"].append(asdict(step))
                 if knee_reached(steps[0], args.knee_ms):
                     break
-    results["load_average_after"] = load_average()
     return results
 
 
@@ -238,8 +245,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--knee-ms", type=float, default=1000.0)
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--smoke", action="store_true", help="one short step (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.duration, args.rates = 1.0, [20]
@@ -252,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     results = run(args)
     results["seconds"] = round(time.monotonic() - started, 1)
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

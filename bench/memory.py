@@ -13,14 +13,20 @@ part of the process. Run: ``make bench-memory``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_topic, kafka_cluster, load_average, machine
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    load_average,
+    machine,
+)
 from bench.stack import Crm, crm_simulator, new_group, start_consumer
 from sandbox.records import interleaved_events, produce
 
@@ -72,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--crm-latency-ms", type=float, default=5000.0)
     parser.add_argument("--sample-s", type=float, default=3.0)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.bounds, args.sample_s = [50], 0.3
@@ -96,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 results["runs"].append(result)
-    results["load_average_after"] = load_average()
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

@@ -13,7 +13,6 @@ flame graph). Run: ``make bench-profile``.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 
 from bench.bridge.targets import write_signed_targets
 from bench.bridge.vegeta import attack, locate_vegeta
-from bench.common import kafka_cluster, load_average, machine
+from bench.common import add_common_arguments, finish, kafka_cluster, machine
 from bench.latency import CUSTOMERS, ZIPF_EXPONENT, lane
 from bench.stack import Instance, crm_simulator
 
@@ -130,7 +129,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.keep:
                     Path(args.keep).mkdir(parents=True, exist_ok=True)
                     (Path(args.keep) / f"{name}.collapsed.txt").write_text(collapsed)
-    results["load_average_after"] = load_average()
     return results
 
 
@@ -140,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--keep", default=None, help="directory for the collapsed stacks")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.rate, args.seconds = 20, 1.0
@@ -151,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {summary['samples']} samples")
         for row in summary["top"]:
             print(f"  {row['self']:6.1%} self {row['inclusive']:6.1%} incl  {row['function']}")
-    print(f"load average after: {results['load_average_after']}")
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

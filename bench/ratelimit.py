@@ -16,7 +16,6 @@ Run: ``make bench-ratelimit``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_topic, kafka_cluster, load_average, machine
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    load_average,
+    machine,
+)
 from bench.scaling import wait_settled
 from bench.stack import Crm, crm_simulator, instant, new_group, start_consumer
 from sandbox.records import interleaved_events, produce
@@ -94,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.instances, args.no_baseline = 100, 1, True
@@ -126,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 results["runs"].append(result)
-    results["load_average_after"] = load_average()
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

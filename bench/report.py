@@ -311,14 +311,14 @@ def bridge_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list[
         f"p99 ≤ {data['slo_p99_ms']:.0f} ms, bisected to {100 * data['precision']:.0f} %; "
         f"latency at half that rate. {_load_text(data)}.",
         "",
-        "| mode | highest sustained 202/s | at half: p50 (ms) | p99 (ms) |",
-        "| --- | ---: | ---: | ---: |",
+        "| mode | highest sustained 202/s | at half: p50 (ms) | p99 (ms) | CPU-s/1000 |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for mode, result in modes.items():
         half = result["half"]
         lines.append(
             f"| {mode} | {result['highest']['rate']:,} | {_fmt(half['p50_ms'])} | "
-            f"{_fmt(half['p99_ms'])} |"
+            f"{_fmt(half['p99_ms'])} | {_fmt(result.get('cpu_s_per_1000_at_half'), 3)} |"
         )
     if "ratio" in data:
         goals.append(("Bridge ≥ 0.8x the app without Kafka", f"{data['ratio']:.2f}x", None))

@@ -14,7 +14,6 @@ the design, lets scale. Run: ``make bench-scaling``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,7 +21,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_topic, kafka_cluster, load_average, machine
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    load_average,
+    machine,
+)
 from bench.stack import Crm, Instance, crm_simulator, new_group, start_consumer
 from sandbox.records import interleaved_events, produce
 
@@ -110,7 +116,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = results["runs"][0]["per_s"]
     for run_result in results["runs"]:
         run_result["vs_one"] = round(run_result["per_s"] / base, 2)
-    results["load_average_after"] = load_average()
     return results
 
 
@@ -123,16 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-mirror", dest="mirror", action="store_false", help="each count once, not twice"
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.instances, args.mirror = 100, [1], False
     print(f"machine: {machine()}", flush=True)
     results = run(args)
-    print(f"load average after: {results['load_average_after']}")
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, args.output)
     return 0
 
 

@@ -38,7 +38,14 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Producer
 
-from bench.common import create_topic, kafka_cluster, load_average, machine, resident_bytes
+from bench.common import (
+    add_common_arguments,
+    create_topic,
+    finish,
+    kafka_cluster,
+    machine,
+    resident_bytes,
+)
 from consumer.dedupe import rebuild_partition
 from consumer.partition_reader import read_range, standalone_consumer, watermarks
 from consumer.state import CustomerStates, CustomerVersions, KafkaChangelog, Version
@@ -167,7 +174,7 @@ def sweep(sizes: list[int], dedupe_max: int) -> dict[str, Any]:
                 check=True,
             )  # fmt: skip
             runs.append(json.loads(Path(out.name).read_text()))
-    return {"machine": machine(), "runs": runs, "load_average_after": load_average()}
+    return {"machine": machine(), "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dedupe-events", type=int, default=None, help="default: --customers")
     parser.add_argument("--sweep", default=None, help="comma-separated sizes, one run each")
     parser.add_argument("--dedupe-max", type=int, default=1_000_000, help="largest sweep window")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.customers, args.dedupe_events = 240, 240
@@ -191,8 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{run['dedupe_events']:>9} events: rebuild {run['dedupe_rebuild_s']:6.2f} s "
                 f"(plain read {run['dedupe_baseline_read_s']:6.2f} s)"
             )
-        if args.output:
-            Path(args.output).write_text(json.dumps(swept, indent=2) + "\n")
+        finish(swept, args.output)
         return
     dedupe_events = args.customers if args.dedupe_events is None else args.dedupe_events
     with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp, kafka_cluster(Path(tmp)) as bs:
@@ -229,11 +234,9 @@ def main(argv: list[str] | None = None) -> None:
         "dedupe_baseline_read_s": round(dedupe_base_s, 2),
         "dedupe_rebuild_s": round(dedupe_s, 2),
         "dedupe_rebuild_vs_baseline_time": round(dedupe_s / dedupe_base_s, 2),
-        "load_average_after": load_average(),
     }
     print(json.dumps(result, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    finish(result, args.output)
 
 
 if __name__ == "__main__":
