@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from bench.plots import plot_latency, plot_scaling
+
 ROOT: Final = Path(__file__).resolve().parent.parent
 BENCHES: Final = (
     "latency",
+    "latency-goal",
     "consumer",
     "scaling",
     "failover",
@@ -34,7 +37,11 @@ BENCHES: Final = (
 # What each benchmark is run with by `make bench` (the scripts' own defaults otherwise).
 FULL_ARGS: Final[dict[str, list[str]]] = {
     "state": ["--sweep", "10000,100000,1000000"],
+    # The goal's rate and its neighbours with three times the events per step: a p99 of
+    # 15,000 events moves less with one slow second of the shared machine than one of 5,000.
+    "latency-goal": ["--rates", "400,500,600", "--duration", "30"],
 }
+MODULES: Final = {"bridge": "bench.bridge", "latency-goal": "bench.latency"}
 Goal = tuple[str, str, bool | None]
 
 
@@ -42,7 +49,7 @@ def run_benches(names: list[str], results: Path, smoke: bool) -> None:
     results.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     for name in names:
-        module = "bench.bridge" if name == "bridge" else f"bench.{name}"
+        module = MODULES.get(name, f"bench.{name}")
         args = ["--smoke"] if smoke else FULL_ARGS.get(name, [])
         out = results / f"{name}.json"
         print(f"== {name}", flush=True)
@@ -69,6 +76,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _field(step: dict[str, Any] | None, key: str) -> float | None:
+    return None if step is None else float(step[key])
+
+
 def _load_text(data: dict[str, Any]) -> str:
     before = data.get("machine", {}).get("load_average")
     after = data.get("load_average_after")
@@ -80,8 +91,6 @@ def _load_text(data: dict[str, Any]) -> str:
 
 def latency_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list[str]:
     steps = data["steps"]
-    rates = sorted({s["rate"] for s in steps})
-    by = {(s["mode"], s["rate"]): s for s in steps}
     lines = [
         "## End-to-end latency",
         "",
@@ -93,6 +102,33 @@ def latency_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list
         "(`bench/bare_consumer.py`), measured at each rate right after segstream. "
         f"{_load_text(data)}.",
         "",
+        *_latency_table(steps),
+    ]
+    lines += ["", "All latencies in ms. ![latency against rate](perf/latency.png)", ""]
+    _latency_goal(steps, goals)
+    plot_latency(steps, docs / "perf" / "latency.png")
+    return lines
+
+
+def latency_goal_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list[str]:
+    steps = data["steps"]
+    _latency_goal(steps, goals)
+    return [
+        "### At the goal's rate, longer",
+        "",
+        f"The same benchmark at 400, 500 and 600 events/s, {data['duration_s']:.0f} s per rate "
+        f"(three times the events per step: one slow second of the shared machine moves a p99 "
+        f"less). {_load_text(data)}. The goal is judged on these rows.",
+        "",
+        *_latency_table(steps),
+        "",
+    ]
+
+
+def _latency_table(steps: list[dict[str, Any]]) -> list[str]:
+    rates = sorted({s["rate"] for s in steps})
+    by = {(s["mode"], s["rate"]): s for s in steps}
+    lines = [
         "| rate /s | segstream p50 | p99 | p99.9 | bare p50 | p99 | p99.9 "
         "| CPU-s/1000 segstream | bare | load |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -101,55 +137,26 @@ def latency_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list
         seg, bare = by.get(("segstream", rate)), by.get(("bare", rate))
         cells = [str(rate)]
         for step in (seg, bare):
-            cells += [_fmt(step and step["p50_ms"]), _fmt(step and step["p99_ms"])]
-            cells += [_fmt(step and step["p999_ms"])]
-        cells += [_fmt(seg and seg["consumer_cpu_s_per_1000"], 2)]
-        cells += [_fmt(bare and bare["consumer_cpu_s_per_1000"], 2)]
+            cells += [_fmt(_field(step, key)) for key in ("p50_ms", "p99_ms", "p999_ms")]
+        cells += [_fmt(_field(step, "consumer_cpu_s_per_1000"), 2) for step in (seg, bare)]
         cells += [_fmt((seg or bare or {}).get("load", [math.nan])[0])]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "All latencies in ms. ![latency against rate](perf/latency.png)", ""]
-    at500 = by.get(("segstream", 500))
-    if at500 is not None:
-        goals.append(
-            (
-                "End-to-end p99 ≤ 50 ms at 500 events/s",
-                f"p99 {at500['p99_ms']} ms (bare consumer {by[('bare', 500)]['p99_ms']} ms), "
-                f"load {at500['load'][0]}"
-                if ("bare", 500) in by
-                else f"p99 {at500['p99_ms']} ms, load {at500['load'][0]}",
-                at500["p99_ms"] <= 50,
-            )
-        )
-    _plot_latency(steps, docs / "perf" / "latency.png")
     return lines
 
 
-def _plot_latency(steps: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415 - only the report needs it (the bench extra)
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # noqa: PLC0415
-
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    for mode, colour in (("segstream", "tab:blue"), ("bare", "tab:grey")):
-        mine = sorted((s for s in steps if s["mode"] == mode), key=lambda s: s["rate"])
-        if not mine:
-            continue
-        rates = [s["rate"] for s in mine]
-        for key, style in (("p50_ms", ":"), ("p99_ms", "-"), ("p999_ms", "--")):
-            label = f"{mode} {key.removesuffix('_ms').replace('p999', 'p99.9')}"
-            axes.plot(rates, [s[key] for s in mine], style, color=colour, marker="o", label=label)
-    axes.axhline(50, color="tab:red", linewidth=0.8, label="goal: p99 ≤ 50 ms")
-    axes.set_yscale("log")
-    axes.set_xlabel("events/s offered (vegeta → bridge)")
-    axes.set_ylabel("record timestamp → CRM received (ms)")
-    axes.set_title("End-to-end latency against rate")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7, ncols=2)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def _latency_goal(steps: list[dict[str, Any]], goals: list[Goal]) -> None:
+    by = {(s["mode"], s["rate"]): s for s in steps}
+    seg, bare = by.get(("segstream", 500)), by.get(("bare", 500))
+    if seg is None:
+        return
+    baseline = f" (bare consumer {bare['p99_ms']} ms)" if bare is not None else ""
+    goals.append(
+        (
+            "End-to-end p99 ≤ 50 ms at 500 events/s",
+            f"p99 {seg['p99_ms']} ms{baseline}, load {seg['load'][0]}",
+            seg["p99_ms"] <= 50,
+        )
+    )
 
 
 def consumer_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list[str]:
@@ -204,19 +211,7 @@ def scaling_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list
             f"{_fmt(run['cpu_s_per_1000'], 3)} | {_fmt(run['load'][0])} |"
         )
     lines += ["", "![throughput against instances](perf/scaling.png)", ""]
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # noqa: PLC0415
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.bar([str(r["instances"]) for r in runs], [r["per_s"] for r in runs], color="tab:blue")
-    axes.set_xlabel("consumer instances (same 2-core machine)")
-    axes.set_ylabel("CRM writes/s")
-    axes.set_title("Throughput against instances")
-    figure.tight_layout()
-    figure.savefig(docs / "perf" / "scaling.png", dpi=100)
-    plt.close(figure)
+    plot_scaling(runs, docs / "perf" / "scaling.png")
     return lines
 
 
@@ -366,6 +361,7 @@ def profile_section(data: dict[str, Any], docs: Path, goals: list[Goal]) -> list
 
 SECTIONS: Final[dict[str, Callable[[dict[str, Any], Path, list[Goal]], list[str]]]] = {
     "latency": latency_section,
+    "latency-goal": latency_goal_section,
     "consumer": consumer_section,
     "scaling": scaling_section,
     "failover": failover_section,
@@ -407,7 +403,11 @@ def render(results: Path, docs: Path) -> Path:
         "",
         "| goal | measured | met |",
         "| --- | --- | --- |",
-        *[f"| {g} | {m} | {'yes' if ok else 'no'} |" for g, m, ok in goals],
+        # A goal measured twice (latency, then latency-goal) is judged on the later section.
+        *[
+            f"| {g} | {m} | {'yes' if ok else 'no'} |"
+            for g, m, ok in {goal[0]: goal for goal in goals}.values()
+        ],
         "",
     ]
     if notes.exists():
