@@ -11,8 +11,10 @@ rate) in the same run, one after the other on the same machine:
 For each mode: the highest rate that is *sustained* (every request answered 202, throughput at
 least 95 % of the offered rate, p99 within the SLO ``--max-p99-ms``, default 50 ms), found by
 growing the rate step by step (x1.5) and then bisecting to within ``--precision`` (default 2 %,
-so the ratio measures the bridge, not the step size); then p50/p99 at half that rate. Prints the
-ratio kafka/baseline (goal >= 0.8) and the load average.
+so the ratio measures the bridge, not the step size; a rate is refused only when two steps at it
+fail, so one slow moment of the shared machine does not end the search); then p50/p99 and the
+bridge's CPU-seconds per 1,000 requests at half that rate. Prints the ratio kafka/baseline
+(goal >= 0.8) and the load average.
 """
 
 from __future__ import annotations
@@ -128,6 +130,15 @@ class Bench:
         print("  warm-up:", flush=True)
         self.run_at(url, self._args.start_rate, 3.0)
 
+    def sustained_at(self, url: str, rate: int) -> AttackResult:
+        """One step, and a second one when the first is not sustained: with a 50 ms SLO a single
+        slow moment of the shared machine fails a step, and the search must not take that for
+        the bridge's limit (a rate is refused only when it fails twice)."""
+        first = self.run_at(url, rate, self._args.duration)
+        if first.sustained(self._args.max_p99_ms) or self._args.smoke:
+            return first
+        return self.run_at(url, rate, self._args.duration)
+
     def highest_sustained(self, url: str) -> AttackResult:
         """Grow the rate until a step is not sustained (or, when the first is not, shrink it
         until one is), then bisect between the last good and the first bad rate."""
@@ -136,7 +147,7 @@ class Bench:
         high_rate: int | None = None
         rate = args.start_rate
         while low is None and rate >= 10:
-            result = self.run_at(url, rate, args.duration)
+            result = self.sustained_at(url, rate)
             if result.sustained(args.max_p99_ms):
                 low = result
             else:
@@ -145,7 +156,7 @@ class Bench:
             raise RuntimeError(f"not even {rate}/s is sustained: is the machine overloaded?")
         rate = int(low.rate * args.growth)
         while high_rate is None and rate <= args.ceiling:
-            result = self.run_at(url, rate, args.duration)
+            result = self.sustained_at(url, rate)
             if not result.sustained(args.max_p99_ms):
                 high_rate = rate
                 break
@@ -155,7 +166,7 @@ class Bench:
             return low
         while (high_rate - low.rate) / low.rate > args.precision:
             middle = int((low.rate + high_rate) / 2)
-            result = self.run_at(url, middle, args.duration)
+            result = self.sustained_at(url, middle)
             if result.sustained(args.max_p99_ms):
                 low = result
             else:
