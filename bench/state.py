@@ -46,6 +46,7 @@ from bench.common import (
     machine,
     resident_bytes,
 )
+from consumer.clients import KafkaClients
 from consumer.dedupe import rebuild_partition
 from consumer.partition_reader import read_range, standalone_consumer, watermarks
 from consumer.state import CustomerStates, CustomerVersions, KafkaChangelog, Version
@@ -104,11 +105,11 @@ async def rebuild(bootstrap: str, topic: str) -> tuple[float, int]:
         *(
             asyncio.to_thread(
                 rebuild_partition,
-                bootstrap,
+                KafkaClients(bootstrap),
                 topic,
                 partition,
                 until_offset=end,
-                since_ms=0,
+                ttl_s=3600,
                 timeout_s=600,
                 codec=codec,
             )
@@ -119,7 +120,7 @@ async def rebuild(bootstrap: str, topic: str) -> tuple[float, int]:
 
 
 def partition_ends(bootstrap: str, topic: str) -> list[tuple[int, int]]:
-    consumer = standalone_consumer(bootstrap, "bench-state-ends")
+    consumer = standalone_consumer(KafkaClients(bootstrap), "bench-state-ends")
     try:
         deadline = time.monotonic() + 60
         return [watermarks(consumer, topic, p, deadline) for p in range(PARTITIONS)]
@@ -128,7 +129,7 @@ def partition_ends(bootstrap: str, topic: str) -> list[tuple[int, int]]:
 
 
 def read_partition(bootstrap: str, topic: str, partition: int) -> int:
-    consumer = standalone_consumer(bootstrap, "bench-state-baseline")
+    consumer = standalone_consumer(KafkaClients(bootstrap), "bench-state-baseline")
     try:
         deadline = time.monotonic() + 600
         _, end = watermarks(consumer, topic, partition, deadline)
@@ -150,7 +151,9 @@ async def baseline_read(bootstrap: str, topic: str) -> tuple[float, int]:
 
 
 async def restore(bootstrap: str, topic: str) -> tuple[float, CustomerStates]:
-    changelog = KafkaChangelog(bootstrap, topic, delivery_timeout_ms=30_000, read_timeout_s=600)
+    changelog = KafkaChangelog(
+        KafkaClients(bootstrap), topic, delivery_timeout_ms=30_000, read_timeout_s=600
+    )
     states = CustomerStates(
         changelog, retention_ms=7 * 86_400_000, max_customers_per_partition=10_000_000
     )

@@ -107,6 +107,7 @@ class CircuitBreaker:
         self._interval = open_interval_s
         self._probe_at = 0.0
         self._reason = ""
+        self._openings = 0
         # Set and replaced on every change, so a waiter that took the current one is woken
         # exactly by the next change and never misses one between its check and its wait.
         self._changed = asyncio.Event()
@@ -132,6 +133,11 @@ class CircuitBreaker:
     def probe_at(self) -> float | None:
         """When open: the clock instant from which a probe may start; else None."""
         return self._probe_at if self._state is BreakerState.OPEN else None
+
+    @property
+    def openings(self) -> int:
+        """How often the breaker has opened (or re-opened); tells whether it did during a wait."""
+        return self._openings
 
     @property
     def reason(self) -> str:
@@ -217,6 +223,7 @@ class CircuitBreaker:
             self.abandon_probe()
 
     def _open(self, interval: float, reason: str) -> None:
+        self._openings += 1
         self._interval = interval
         self._probe_at = self._clock() + interval
         self._transition(BreakerState.OPEN, reason)

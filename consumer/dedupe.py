@@ -9,20 +9,28 @@ partition, so duplicates are caught across restarts and rebalances alike. The si
 ``Idempotency-Key`` catches what slips through (a record finished but not yet committed when its
 owner died).
 
-Times are record timestamps in epoch milliseconds. The engine may pass either the wall clock
-or the incoming record's timestamp as ``now_ms``; the record timestamp measures "within the TTL"
-in event time, which keeps dedupe working for a consumer catching up on an hour-old backlog.
+**One clock: the partition's record timestamps.** Every decision compares record timestamps
+(epoch milliseconds) with record timestamps: "within the TTL" is measured from the copy that was
+finished to the copy now handled, and ids are forgotten once the partition's *stream time* (the
+newest record timestamp seen, as in Kafka Streams) is a TTL past them. So a consumer catching up
+on a backlog older than the TTL dedupes as one that keeps up, and the history a new owner
+rebuilds is the TTL before the partition's stream time at the committed offset, not before the
+wall clock. The wall clock only bounds what a producer may claim: a record timestamp more than
+:data:`~schemas.model.MAX_CLOCK_SKEW_S` ahead of it counts as that bound (Kafka 4 brokers refuse
+such records by default, ``message.timestamp.after.max.ms``; older topics may hold them), so one
+future-dated record cannot move stream time on by days and switch dedupe off until then.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
 from consumer.partition_reader import (
     PartitionReadError,
@@ -32,6 +40,7 @@ from consumer.partition_reader import (
 )
 from schemas.codec import EventCodec
 from schemas.errors import SchemaError
+from schemas.model import MAX_CLOCK_SKEW_S
 from schemas.topics import HEADER_EVENT_ID
 
 # The seed's Data Store kept idempotency keys for an hour; sender retries and platform
@@ -43,7 +52,19 @@ DEFAULT_TTL_S: Final = 3600.0
 # (the least likely to be retried) go first rather than the process running out of memory.
 DEFAULT_MAX_IDS_PER_PARTITION: Final = 500_000
 
+# The rebuild reads the window newest first, this many offsets at a time: a rebuild cut short
+# (the broker away, the time budget spent) keeps the most recent ids, the ones retries are
+# likeliest to repeat. One chunk is one fetch of a few hundred KiB of small records.
+REBUILD_CHUNK_OFFSETS: Final = 2_000
+
 PartitionKey = tuple[str, int]
+WallClock = Callable[[], float]
+"""Seconds since the epoch (``time.time``); only bounds record timestamps from the future."""
+
+
+def latest_credible_ms(wall_clock: WallClock) -> int:
+    """The latest record timestamp taken at its word: the wall clock plus the allowed skew."""
+    return int((wall_clock() + MAX_CLOCK_SKEW_S) * 1000)
 
 
 class DedupeRebuildError(ConsumerError):
@@ -65,11 +86,16 @@ class PartitionDedupe:
     """
 
     def __init__(
-        self, ttl_s: float = DEFAULT_TTL_S, max_ids: int = DEFAULT_MAX_IDS_PER_PARTITION
+        self,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_ids: int = DEFAULT_MAX_IDS_PER_PARTITION,
+        *,
+        wall_clock: WallClock = time.time,
     ) -> None:
         _check_limits(ttl_s, max_ids)
         self._ttl_ms = round(ttl_s * 1000)
         self._max_ids = max_ids
+        self._wall_clock = wall_clock
         self._timestamps: dict[str, int] = {}
         # (timestamp, event id); an id remembered again with a later timestamp leaves its old
         # entry behind, recognised as stale on the way out because the dict disagrees.
@@ -87,18 +113,24 @@ class PartitionDedupe:
         return len(self._timestamps)
 
     def is_duplicate(self, event_id: str, now_ms: int) -> bool:
-        """True if ``event_id`` was finished with a timestamp less than a TTL before ``now_ms``."""
+        """True if ``event_id`` was finished with a timestamp less than a TTL before ``now_ms``
+        (the timestamp of the record being handled)."""
+        now_ms = self._credible(now_ms)
         self._expire(now_ms)
         timestamp = self._timestamps.get(event_id)
         return timestamp is not None and now_ms - timestamp < self._ttl_ms
 
     def remember(self, event_id: str, timestamp_ms: int) -> None:
         """Note ``event_id`` as finished; a later timestamp for a known id refreshes it."""
+        timestamp_ms = self._credible(timestamp_ms)
         known = self._timestamps.get(event_id)
         if known is None or timestamp_ms > known:
             self._timestamps[event_id] = timestamp_ms
             heapq.heappush(self._expiry, (timestamp_ms, event_id))
         self._expire(timestamp_ms)
+
+    def _credible(self, timestamp_ms: int) -> int:
+        return min(timestamp_ms, latest_credible_ms(self._wall_clock))
 
     def _expire(self, now_ms: int) -> None:
         if self._high_ms is None or now_ms > self._high_ms:
@@ -119,11 +151,14 @@ class DedupeIndex:
         self,
         ttl_s: float = DEFAULT_TTL_S,
         max_ids_per_partition: int = DEFAULT_MAX_IDS_PER_PARTITION,
+        *,
+        wall_clock: WallClock = time.time,
     ) -> None:
         # Checked here too, so a bad setting fails at start-up rather than at the first record.
         _check_limits(ttl_s, max_ids_per_partition)
         self._ttl_s = ttl_s
         self._max_ids = max_ids_per_partition
+        self._wall_clock = wall_clock
         self._partitions: dict[PartitionKey, PartitionDedupe] = {}
 
     @property
@@ -162,7 +197,9 @@ class DedupeIndex:
         key = (topic, partition)
         state = self._partitions.get(key)
         if state is None:
-            state = self._partitions[key] = PartitionDedupe(self._ttl_s, self._max_ids)
+            state = self._partitions[key] = PartitionDedupe(
+                self._ttl_s, self._max_ids, wall_clock=self._wall_clock
+            )
         return state
 
 
@@ -174,51 +211,70 @@ def _check_limits(ttl_s: float, max_ids: int) -> None:
 
 
 def rebuild_partition(
-    bootstrap_servers: str,
+    clients: KafkaClients,
     topic: str,
     partition: int,
     *,
     until_offset: int,
-    since_ms: int,
+    ttl_s: float,
     timeout_s: float = 30.0,
     codec: EventCodec | None = None,
     consumer_config: Mapping[str, object] | None = None,
+    wall_clock: WallClock = time.time,
+    clock: Callable[[], float] = time.monotonic,
+    chunk_offsets: int = REBUILD_CHUNK_OFFSETS,
 ) -> dict[str, int]:
-    """Event id -> record timestamp (ms) of the records in ``[since_ms, until_offset)``.
+    """Event id -> record timestamp (ms) of the records finished within the TTL before the
+    partition's stream time at ``until_offset``.
 
     ``until_offset`` is the partition's committed offset: everything before it was finished
     (written or dead-lettered); pass nothing below 1 unless the range is meant to be empty.
-    Reading starts at the first record with a timestamp at or after ``since_ms`` (records that
-    are older anyway are skipped). The id comes from the ``event-id`` header, else from the
-    decoded value (``codec``, default: single-object Avro only, so pass the engine's codec when a
-    schema registry is in use); records with neither were poison and are skipped. Replayed
-    records (header :data:`~schemas.topics.HEADER_REPLAY_COUNT`) count like any other: they were
-    finished too; it is only at processing time that a replayed record bypasses dedupe.
+    Stream time there is the newest record timestamp among the last ``chunk_offsets`` records
+    before it (bounded by ``wall_clock``, see the module's note), and the window is the ``ttl_s``
+    before that, wherever the wall clock is: a consumer lagging by more than the TTL still gets
+    its history. The window is read newest first, ``chunk_offsets`` at a time. The id comes from
+    the ``event-id`` header, else from the decoded value (``codec``, default: single-object Avro
+    only, so pass the engine's codec when a schema registry is in use); records with neither were
+    poison and are skipped. Replayed records (header :data:`~schemas.topics.HEADER_REPLAY_COUNT`)
+    count like any other: they were finished too; it is only at processing time that a replayed
+    record bypasses dedupe.
 
     Blocking: call it from a worker thread. It reads with a standalone consumer (see
     :mod:`consumer.partition_reader`), so it touches no consumer group. Raises
-    :class:`DedupeRebuildError` (with what was read so far) when the broker cannot be read within
-    ``timeout_s``. ``consumer_config`` adds client settings (security, for example).
+    :class:`DedupeRebuildError` when the broker cannot be read within ``timeout_s`` (of
+    ``clock``, a monotonic clock in seconds); its ``partial`` holds the newest part of the
+    window read so far. ``consumer_config`` adds client properties.
     """
     if until_offset <= 0:
         return {}
-    deadline = time.monotonic() + timeout_s
+    deadline = clock() + timeout_s
     codec = codec or EventCodec(topic)
-    consumer = standalone_consumer(bootstrap_servers, "segstream-dedupe-rebuild", consumer_config)
+    consumer = standalone_consumer(clients, "segstream-dedupe-rebuild", consumer_config)
     finished: dict[str, int] = {}
     try:
-        start, end = _offset_range(
-            consumer,
-            topic,
-            partition,
-            until_offset=until_offset,
-            since_ms=since_ms,
-            deadline=deadline,
-        )
-        for message in read_range(
-            consumer, topic, partition, start=start, end=end, deadline=deadline
-        ):
-            _note(finished, message, codec, since_ms)
+        low, high = watermarks(consumer, topic, partition, deadline, clock=clock)
+        end = min(until_offset, high)
+        since_ms: int | None = None
+        chunk_end = end
+        while chunk_end > low:
+            chunk_start = max(chunk_end - chunk_offsets, low)
+            chunk = list(
+                read_range(
+                    consumer, topic, partition, start=chunk_start, end=chunk_end,
+                    deadline=deadline, clock=clock,
+                )
+            )  # fmt: skip
+            if since_ms is None:
+                stamps = [t for t in map(_timestamp, chunk) if t is not None]
+                if not stamps:
+                    break  # no timestamped record in the tail: no history to speak of
+                stream_time_ms = min(max(stamps), latest_credible_ms(wall_clock))
+                since_ms = stream_time_ms - round(ttl_s * 1000)
+                first = _first_offset_at(consumer, (topic, partition), since_ms, deadline, clock)
+                low = max(low, first)
+            for message in chunk:
+                _note(finished, message, codec, since_ms)
+            chunk_end = chunk_start
     except PartitionReadError as exc:
         raise DedupeRebuildError(str(exc), finished) from exc
     finally:
@@ -226,36 +282,38 @@ def rebuild_partition(
     return finished
 
 
-def _offset_range(
+def _first_offset_at(
     consumer: Consumer,
-    topic: str,
-    partition: int,
-    *,
-    until_offset: int,
+    where: PartitionKey,
     since_ms: int,
     deadline: float,
-) -> tuple[int, int]:
-    """First offset at or after ``since_ms``, and the end of what there is to read."""
-    where = f"{topic}[{partition}]"
-    _, high = watermarks(consumer, topic, partition, deadline)
+    clock: Callable[[], float],
+) -> int:
+    """The first offset with a timestamp at or after ``since_ms`` (the high watermark when
+    there is none); the read stops there."""
+    topic, partition = where
     try:
         [found] = consumer.offsets_for_times(
             [TopicPartition(topic, partition, since_ms)],
-            timeout=max(deadline - time.monotonic(), 0.001),
+            timeout=max(deadline - clock(), 0.001),
         )
     except KafkaException as exc:
-        raise PartitionReadError(f"cannot locate {where}: {exc}") from exc
+        raise PartitionReadError(f"cannot locate {topic}[{partition}]: {exc}") from exc
     if found.error is not None:
-        raise PartitionReadError(f"cannot locate {where}: {found.error}")
-    end = min(until_offset, high)
-    # OFFSET_END: no record at or after since_ms, the whole partition is older than the TTL.
-    start = end if found.offset == OFFSET_END else found.offset
-    return start, end
+        raise PartitionReadError(f"cannot locate {topic}[{partition}]: {found.error}")
+    if found.offset == OFFSET_END:
+        return watermarks(consumer, topic, partition, deadline, clock=clock)[1]
+    return int(found.offset)
+
+
+def _timestamp(message: Message) -> int | None:
+    kind, timestamp = message.timestamp()
+    return timestamp if kind and timestamp >= 0 else None
 
 
 def _note(finished: dict[str, int], message: Message, codec: EventCodec, since_ms: int) -> None:
-    kind, timestamp = message.timestamp()
-    if not kind or timestamp < 0:
+    timestamp = _timestamp(message)
+    if timestamp is None:
         # No timestamp (a pre-0.10 message format): remember it as if just inside the window,
         # so it is kept for the shortest time rather than dropped.
         timestamp = since_ms

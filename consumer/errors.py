@@ -62,3 +62,23 @@ class DeadLetterError(ConsumerError):
 class StateError(ConsumerError):
     """The customer state cannot be kept: its changelog topic is unusable or did not acknowledge.
     The consumer stops rather than commit an offset whose state change is not durable."""
+
+
+class FatalClientError(ConsumerError):
+    """The Kafka client reported a fatal error: it cannot consume any more (librdkafka's
+    ``ERR__FATAL``). The process stops; a restart gets a new client."""
+
+
+class FencedInstanceError(FatalClientError):
+    """Another instance joined the group with this one's ``group.instance.id`` (KIP-345 static
+    membership): the broker fenced this one off, and it owns nothing from now on."""
+
+
+FATAL_ERRORS: tuple[type[ConsumerError], ...] = (
+    ConfigurationError,
+    DeadLetterError,
+    StateError,
+    FatalClientError,
+)
+"""What stops a consumer (README, "Fatal conditions"). Any other exception while handling one
+record is that record's problem: it is dead-lettered."""

@@ -8,7 +8,7 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", service: str = "segstream-consumer") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
@@ -17,7 +17,7 @@ def configure_logging(level: str = "INFO") -> None:
             # ISO-8601 UTC, not logging's local comma-separated asctime: log pipelines parse it.
             timestamp="ts",
             rename_fields={"levelname": "level", "name": "logger"},
-            static_fields={"service": "segstream-consumer"},
+            static_fields={"service": service},
         )
     )
     root = logging.getLogger()

@@ -108,6 +108,10 @@ class ConsumerMetrics:
             ["kind"],
             registry=r,
         )
+        for kind in ("assign", "revoke", "lost"):
+            # Present at 0 from the start: "no rebalance" is a sample, not a missing series
+            # (rate() and alerts, and tests, cannot tell a missing series from a zero).
+            self.rebalances.labels(kind)
         self.held_partitions = Gauge(
             "segstream_consumer_held_partitions",
             "Partitions held because a record's writer schema is unknown here (a newer producer, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from confluent_kafka import (
@@ -22,6 +22,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConsumerError
 
 # Records per consume() call: large, since callers only read headers or small values.
@@ -35,13 +36,13 @@ class PartitionReadError(ConsumerError):
 
 
 def standalone_consumer(
-    bootstrap_servers: str, client_id: str, extra: Mapping[str, object] | None = None
+    clients: KafkaClients, client_id: str, extra: Mapping[str, object] | None = None
 ) -> Consumer:
     """A consumer for assign()-only reads: commits off, EOF reported, no group state created."""
-    return Consumer(
+    return clients.consumer(
+        client_id,
         {
             **(extra or {}),
-            "bootstrap.servers": bootstrap_servers,
             # librdkafka wants a group id even for a consumer that only assigns; a throwaway one
             # with commits off never creates group state on the broker.
             "group.id": f"{client_id}-{uuid.uuid4().hex}",
@@ -49,16 +50,22 @@ def standalone_consumer(
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-            "client.id": client_id,
-        }
+        },
     )
 
 
-def watermarks(consumer: Consumer, topic: str, partition: int, deadline: float) -> tuple[int, int]:
+def watermarks(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, int]:
     """(low, high) offsets of the partition; raises :class:`PartitionReadError`."""
     try:
         low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=max(deadline - time.monotonic(), 0.001)
+            TopicPartition(topic, partition), timeout=max(deadline - clock(), 0.001)
         )
     except KafkaException as exc:
         raise PartitionReadError(f"cannot locate {topic}[{partition}]: {exc}") from exc
@@ -66,18 +73,26 @@ def watermarks(consumer: Consumer, topic: str, partition: int, deadline: float) 
 
 
 def read_range(
-    consumer: Consumer, topic: str, partition: int, *, start: int, end: int, deadline: float
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    *,
+    start: int,
+    end: int,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Message]:
     """Records of ``[start, end)`` in offset order (``start`` may be ``OFFSET_BEGINNING``).
 
-    Raises :class:`PartitionReadError` when ``deadline`` (a ``time.monotonic()`` instant) passes
-    first or the broker reports a fatal or permanent error; what was yielded stays yielded.
+    Raises :class:`PartitionReadError` when ``deadline`` (an instant of ``clock``, a monotonic
+    clock in seconds) passes first or the broker reports a fatal or permanent error; what was
+    yielded stays yielded.
     """
     if end <= 0 or (start != OFFSET_BEGINNING and start >= end):
         return
     consumer.assign([TopicPartition(topic, partition, start)])
     while True:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock()
         if remaining <= 0:
             raise PartitionReadError(f"reading {topic}[{partition}] up to offset {end} timed out")
         for message in consumer.consume(_BATCH, min(remaining, _POLL_S)):

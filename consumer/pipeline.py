@@ -19,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from confluent_kafka import Message
 
+from consumer.clients import KafkaClients
 from consumer.deadletter import Failure, Stage
 from consumer.dedupe import DedupeIndex, DedupeRebuildError, rebuild_partition
-from consumer.errors import EventTimeError, StateError
+from consumer.errors import FATAL_ERRORS, EventTimeError, StateError
 from consumer.metrics import ConsumerMetrics
 from consumer.processing.holds import PartitionHolds
 from consumer.sink import CustomerUpdate
@@ -93,6 +95,13 @@ def idempotency_base(event: InteractionCompleted, replays: int | None) -> str:
     return event.event_id if replays is None else f"{event.event_id}~r{replays}"
 
 
+@dataclass(frozen=True)
+class _Planned:
+    update: CustomerUpdate
+    decision: Decision
+    stream_time_ms: int
+
+
 class RecordProcessor:
     """The :class:`consumer.processing.engine.RecordHandler` of the consumer."""
 
@@ -104,7 +113,7 @@ class RecordProcessor:
         states: CustomerStates,
         dedupe: DedupeIndex,
         metrics: ConsumerMetrics,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         dedupe_ttl_s: float,
         holds: PartitionHolds | None = None,
         hold_unknown_schemas: bool = True,
@@ -114,7 +123,7 @@ class RecordProcessor:
         self._states = states
         self._dedupe = dedupe
         self._metrics = metrics
-        self._bootstrap_servers = bootstrap_servers
+        self._clients = clients
         self._dedupe_ttl_s = dedupe_ttl_s
         self.holds = holds or PartitionHolds()
         self._hold_unknown_schemas = hold_unknown_schemas
@@ -122,47 +131,35 @@ class RecordProcessor:
     # RecordHandler ---------------------------------------------------------------------------
 
     async def handle(self, message: Message) -> None:
+        """Finish the record: written, skipped (counted) or dead-lettered.
+
+        Raises only the fatal conditions (:data:`consumer.errors.FATAL_ERRORS`: the dead-letter
+        topic or the state changelog not acknowledging, a configuration error) and cancellation.
+        Any other exception is this record's problem: it is dead-lettered with the stage it
+        happened in, and the partition goes on.
+        """
         context = record_context(message)
-        topic, partition = message.topic() or "", message.partition() or 0
-        event = await self._read(message, context)
-        if event is None:
-            return
-        context["event_id"] = event.event_id
-        timestamp_ms = record_timestamp_ms(message)
-        if timestamp_ms is not None and _from_the_future(event, timestamp_ms):
+        stage: Stage = "decode"
+        try:
+            event = await self._read(message, context)
+            if event is None:
+                return
+            context["event_id"] = event.event_id
+            stage = "validate"
+            planned = await self._decide(message, event, context)
+            if planned is None:
+                return
+            stage = "sink"
+            await self._write(message, event, planned, context)
+        except FATAL_ERRORS:
+            raise
+        except Exception as exc:
+            _log.exception(
+                "unexpected error while handling a record; dead-lettering it",
+                extra={**context, "stage": stage, "error_class": type(exc).__name__},
+            )
             now = datetime.now(UTC)
-            error = EventTimeError(
-                f"completed_at {event.completed_at.isoformat()} is more than "
-                f"{MAX_CLOCK_SKEW_S} s after the record's timestamp"
-            )
-            await self._writer.dead_letter(
-                message, Failure("validate", error, 1, now, now), context
-            )
-            return
-        stream_time_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        replays = replay_count(message)
-        if replays is None and self._dedupe.is_duplicate(
-            topic, partition, event.event_id, stream_time_ms
-        ):
-            self._metrics.dedupe_hits.inc()
-            self._finish("duplicate", context)
-            return
-        decision = self._states.decide(partition, event, stream_time_ms)
-        if decision.outcome != "forward":
-            self._dedupe.remember(topic, partition, event.event_id, stream_time_ms)
-            self._finish(decision.outcome, context)
-            return
-        update = customer_update(event, decision, idempotency_base(event, replays))
-        written = await self._writer.write(message, update, context)
-        if written:
-            await self._states.applied(partition, event.customer_id, decision.versions)
-            age = (datetime.now(UTC) - event.completed_at).total_seconds()
-            self._metrics.event_age.observe(max(age, 0.0))
-            # DEBUG: at thousands of events per second a line per success costs more CPU than
-            # the rest of the pipeline and tells nothing the metrics do not; failures, dead
-            # letters and state changes are logged at INFO and above.
-            self._finish("written", context, attributes=sorted(update.attributes))
-        self._dedupe.remember(topic, partition, event.event_id, stream_time_ms)
+            await self._writer.dead_letter(message, Failure(stage, exc, 1, now, now), context)
 
     async def prepare_partition(self, topic: str, partition: int, committed: int | None) -> None:
         """Restore the partition's customer state and rebuild its recent event ids."""
@@ -185,6 +182,58 @@ class RecordProcessor:
         self._metrics.state_customers.set(self._states.customers())
 
     # steps ----------------------------------------------------------------------------------
+
+    async def _decide(
+        self, message: Message, event: InteractionCompleted, context: dict[str, Any]
+    ) -> _Planned | None:
+        """What to write for the event, or None once it was skipped or dead-lettered."""
+        topic, partition = message.topic() or "", message.partition() or 0
+        timestamp_ms = record_timestamp_ms(message)
+        if timestamp_ms is not None and _from_the_future(event, timestamp_ms):
+            now = datetime.now(UTC)
+            error = EventTimeError(
+                f"completed_at {event.completed_at.isoformat()} is more than "
+                f"{MAX_CLOCK_SKEW_S} s after the record's timestamp"
+            )
+            await self._writer.dead_letter(
+                message, Failure("validate", error, 1, now, now), context
+            )
+            return None
+        stream_time_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        replays = replay_count(message)
+        if replays is None and self._dedupe.is_duplicate(
+            topic, partition, event.event_id, stream_time_ms
+        ):
+            self._metrics.dedupe_hits.inc()
+            self._finish("duplicate", context)
+            return None
+        decision = self._states.decide(partition, event, stream_time_ms)
+        if decision.outcome != "forward":
+            self._dedupe.remember(topic, partition, event.event_id, stream_time_ms)
+            self._finish(decision.outcome, context)
+            return None
+        update = customer_update(event, decision, idempotency_base(event, replays))
+        return _Planned(update, decision, stream_time_ms)
+
+    async def _write(
+        self,
+        message: Message,
+        event: InteractionCompleted,
+        planned: _Planned,
+        context: dict[str, Any],
+    ) -> None:
+        topic, partition = message.topic() or "", message.partition() or 0
+        written = await self._writer.write(message, planned.update, context)
+        if written:
+            with self._writer.finishing(message):
+                await self._states.applied(partition, event.customer_id, planned.decision.versions)
+            age = (datetime.now(UTC) - event.completed_at).total_seconds()
+            self._metrics.event_age.observe(max(age, 0.0))
+            # DEBUG: at thousands of events per second a line per success costs more CPU than
+            # the rest of the pipeline and tells nothing the metrics do not; failures, dead
+            # letters and state changes are logged at INFO and above.
+            self._finish("written", context, attributes=sorted(planned.update.attributes))
+        self._dedupe.remember(topic, partition, event.event_id, planned.stream_time_ms)
 
     async def _read(self, message: Message, context: dict[str, Any]) -> InteractionCompleted | None:
         """The event; None once the record is dead-lettered. Waits while the schema is unknown."""
@@ -248,16 +297,15 @@ class RecordProcessor:
         restarts and rebalances without an external store)."""
         if committed is None or committed <= 0:
             return
-        since_ms = int((time.time() - self._dedupe_ttl_s) * 1000)
         started = time.monotonic()
         try:
             seen = await asyncio.to_thread(
                 rebuild_partition,
-                self._bootstrap_servers,
+                self._clients,
                 topic,
                 partition,
                 until_offset=committed,
-                since_ms=since_ms,
+                ttl_s=self._dedupe_ttl_s,
                 codec=self._codec,
             )
         except DedupeRebuildError as exc:

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConsumerError
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -27,7 +28,7 @@ _log = logging.getLogger(__name__)
 class AcknowledgedProducer:
     def __init__(
         self,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         *,
         client_id: str,
         delivery_timeout_ms: int,
@@ -37,15 +38,14 @@ class AcknowledgedProducer:
         """``error`` builds the exception a failed delivery raises (the caller's own kind) from
         the broker's or the client's reason."""
         self._error = error
-        self._producer = Producer(
+        self._producer = clients.producer(
+            client_id,
             {
                 **(extra_config or {}),
-                "bootstrap.servers": bootstrap_servers,
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": delivery_timeout_ms,
-                "client.id": client_id,
-            }
+            },
         )
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"{client_id}-acks", daemon=True)

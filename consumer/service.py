@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from consumer.breaker import CircuitBreaker
+from consumer.clients import KafkaClients
 from consumer.deadletter import DeadLetterPublisher
 from consumer.dedupe import DedupeIndex
 from consumer.metrics import ConsumerMetrics
@@ -26,9 +27,9 @@ _log = logging.getLogger(__name__)
 
 def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
     """The plain at-least-once configuration: offsets are stored by us after processing (never
-    past an unfinished record) and committed by the client every second."""
+    past an unfinished record) and committed by the client every second. The connection
+    (bootstrap, security, logging) is added by :class:`~consumer.clients.KafkaClients`."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": settings.group_id,
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.offset.store": False,
@@ -44,7 +45,6 @@ def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
         # bound can fill with one partition's few dozen customers while most connections idle.
         # 64 KiB (a few hundred events) per partition per fetch mixes the partitions.
         "max.partition.fetch.bytes": 64 * 1024,
-        "client.id": "segstream-consumer",
     }
     if settings.group_instance_id:
         config["group.instance.id"] = settings.group_instance_id
@@ -55,6 +55,7 @@ class ConsumerService:
     def __init__(self, settings: ConsumerSettings, metrics: ConsumerMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or ConsumerMetrics()
+        self.clients = KafkaClients.from_settings(settings)
         # One limiter paces every request of this instance: the writer takes a token per write,
         # the sink one per follow-up request (create after 404), and the sink feeds it the CRM's
         # rate-limit headers.
@@ -68,7 +69,7 @@ class ConsumerService:
         )
         registry = {"url": settings.schema_registry_url} if settings.schema_registry_url else None
         self._dead_letters = DeadLetterPublisher(
-            settings.kafka_bootstrap_servers,
+            self.clients,
             settings.dead_letter_topic,
             settings.group_id,
             delivery_timeout_ms=settings.dead_letter_timeout_ms,
@@ -87,9 +88,10 @@ class ConsumerService:
             ),
             metrics=self.metrics,
             max_concurrent_writes=settings.crm_max_connections,
+            rejection_threshold=settings.breaker_rejection_threshold,
         )
         self._changelog = KafkaChangelog(
-            settings.kafka_bootstrap_servers,
+            self.clients,
             settings.state_changelog_topic,
             delivery_timeout_ms=settings.state_changelog_timeout_ms,
             read_timeout_s=settings.state_restore_timeout_s,
@@ -107,7 +109,7 @@ class ConsumerService:
             ),
             dedupe=DedupeIndex(ttl_s=settings.dedupe_ttl_s),
             metrics=self.metrics,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            clients=self.clients,
             dedupe_ttl_s=settings.dedupe_ttl_s,
             holds=holds,
             hold_unknown_schemas=settings.unknown_writer_schema == "hold",
@@ -119,10 +121,11 @@ class ConsumerService:
             self.metrics,
             EngineLimits(
                 max_in_flight=settings.max_in_flight,
-                revoke_drain_s=settings.revoke_drain_s,
+                revoke_drain_s=settings.effective_revoke_drain_s,
                 shutdown_drain_s=settings.shutdown_drain_s,
                 lease_validity_s=settings.session_timeout_ms / 1000 / 2,
             ),
+            clients=self.clients,
             holds=holds,
         )
         self._writer.lease = self._engine.lease
@@ -141,7 +144,7 @@ class ConsumerService:
             # with the input would belong to other customers.
             await asyncio.to_thread(
                 ensure_changelog_topic,
-                settings.kafka_bootstrap_servers,
+                self.clients,
                 settings.topic,
                 settings.state_changelog_topic,
             )

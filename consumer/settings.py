@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from consumer.errors import ConfigurationError
+from consumer.rejections import DEFAULT_REJECTION_THRESHOLD
+from consumer.sink.http import REQUESTS_PER_WRITE
+from consumer.sink.token import BearerToken
 from consumer.state.changelog import changelog_topic_name
+from kafka_config.security import KafkaSecuritySettings
 from schemas.topics import DEAD_LETTER_TOPIC, INTERACTIONS_TOPIC
 
+# After its last request a write still records its state change (or dead letter): milliseconds
+# against a healthy broker. One second covers that with room.
+_FINISH_MARGIN_S: Final = 1.0
 
-class ConsumerSettings(BaseSettings):
+
+class ConsumerSettings(KafkaSecuritySettings):
+    """Kafka TLS and SASL settings come from :class:`KafkaSecuritySettings`
+    (``SEGSTREAM_CONSUMER_KAFKA_SECURITY_PROTOCOL``, ...)."""
+
     model_config = SettingsConfigDict(
-        env_prefix="SEGSTREAM_CONSUMER_", env_file=".env", extra="ignore"
+        env_prefix="SEGSTREAM_CONSUMER_",
+        env_file=".env",
+        extra="ignore",
+        # A validation error must never quote a value: some of them are secrets.
+        hide_input_in_errors=True,
     )
 
     kafka_bootstrap_servers: str = Field(
@@ -44,12 +59,19 @@ class ConsumerSettings(BaseSettings):
     # Topic creation (``segstream-consumer create-topics``); production clusters usually manage
     # topics elsewhere (deploy/ has Strimzi KafkaTopic resources with the same values).
     topic_partitions: int = Field(default=12, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # Production defaults: three copies, and a write acknowledged (acks=all) only once two hold
+    # it, so one broker can be lost (or restarted for an upgrade) without losing or refusing a
+    # record. Kafka's documentation recommends exactly this pair. A one-broker sandbox sets 1/1.
+    topic_replication_factor: int = Field(default=3, ge=1)
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
 
     crm_base_url: str = "http://127.0.0.1:8090"
     crm_token: SecretStr | None = None
     crm_token_file: Path | None = None
+    # The token file is read again this often (and when the CRM answers 401): Kubernetes
+    # updates a mounted Secret in place within about a minute, so a rotated token is in use
+    # within ~2 minutes, for one small file read per minute. See consumer/sink/token.py.
+    crm_token_refresh_s: float = Field(default=60.0, gt=0)
     # The seed's Function used a 5 s axios timeout; longer only holds a customer's key hostage.
     crm_timeout_s: float = Field(default=5.0, gt=0)
     # Keep-alive pool size: enough for the in-flight bound, so no request waits for a socket.
@@ -79,15 +101,29 @@ class ConsumerSettings(BaseSettings):
     # This many consecutive transient failures (across all customers) open the circuit:
     # consumption pauses and one probe at a time tests the CRM.
     breaker_failure_threshold: int = Field(default=5, ge=1)
+    # Rejections (400/410/413/415/422) from this many different customers in a row, with no
+    # successful write between them, mean the sink is unusable (a misconfigured URL or gateway
+    # answering 400 to everything), not that the messages are bad: the circuit opens and those
+    # records wait instead of being dead-lettered. 0 = every rejection is dead-lettered at once.
+    # See consumer/rejections.py for the default's reasoning.
+    breaker_rejection_threshold: int = Field(default=DEFAULT_REJECTION_THRESHOLD, ge=0)
 
     # How long the group waits for a silent member before moving its partitions. Lower means
     # faster failover after a crash, higher means fewer needless rebalances on GC or network
     # hiccups; librdkafka's default is 45 s. With static membership keep it above a restart.
     session_timeout_ms: int = Field(default=45_000, ge=6_000)
-    # SIGTERM: in-flight records get this long to finish before the final commit.
+    # SIGTERM: writes on the wire get this long to finish before the final commit; records
+    # waiting for anything else are dropped at once (read again after the restart). It must fit
+    # the platform's grace period (Kubernetes: 30 s), so it is not forced above the longest
+    # write like the revoke drain; the consumer warns at start when it is shorter.
     shutdown_drain_s: float = Field(default=20.0, ge=0)
-    # A revoked partition's records get this long to finish before they are handed over.
-    revoke_drain_s: float = Field(default=10.0, ge=0)
+    # A revoked partition's writes on the wire get this long to finish before the partition is
+    # handed over. Unset: the longest a write can take (crm_timeout_s x the requests of one
+    # write) plus a second for its state change or dead letter; a set value must be at least
+    # that long, or a write abandoned mid-way could land after the new owner's. It must also end
+    # well within max.poll.interval.ms (300 s), the time the group waits for a member in a
+    # rebalance.
+    revoke_drain_s: float | None = Field(default=None, ge=0, lt=300)
     # librdkafka statistics (consumer lag per partition) are refreshed this often.
     statistics_interval_ms: int = Field(default=5_000, ge=0)
 
@@ -124,7 +160,34 @@ class ConsumerSettings(BaseSettings):
     def _token_file_or_value(self) -> ConsumerSettings:
         if self.crm_token is not None and self.crm_token_file is not None:
             raise ValueError("set crm_token or crm_token_file, not both")
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "topic_min_insync_replicas must not exceed topic_replication_factor "
+                "(no acks=all write could ever succeed)"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _drains_outlast_a_write(self) -> ConsumerSettings:
+        longest = self.longest_write_s
+        if self.revoke_drain_s is not None and self.revoke_drain_s < longest:
+            raise ValueError(
+                f"revoke_drain_s ({self.revoke_drain_s:g} s) is shorter than the longest write: "
+                f"{REQUESTS_PER_WRITE} requests x crm_timeout_s ({self.crm_timeout_s:g} s) "
+                f"= {longest:g} s"
+            )
+        return self
+
+    @property
+    def longest_write_s(self) -> float:
+        """The longest one write to the CRM can take (every request of it timing out)."""
+        return REQUESTS_PER_WRITE * self.crm_timeout_s
+
+    @property
+    def effective_revoke_drain_s(self) -> float:
+        if self.revoke_drain_s is not None:
+            return self.revoke_drain_s
+        return self.longest_write_s + _FINISH_MARGIN_S
 
     def writer_schemas(self) -> list[dict[str, Any]]:
         schemas = []
@@ -139,21 +202,13 @@ class ConsumerSettings(BaseSettings):
     def state_changelog_topic(self) -> str:
         return self.state_topic or changelog_topic_name(self.group_id)
 
-    def bearer_token(self) -> str:
+    def bearer_token(self) -> BearerToken:
+        """The CRM token, followed through rotations of its file; ConfigurationError when
+        there is none or its file cannot be read."""
         if self.crm_token_file is not None:
-            try:
-                token = self.crm_token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read CRM token file {self.crm_token_file}: {exc.strerror}"
-                ) from exc
-        elif self.crm_token is not None:
-            token = self.crm_token.get_secret_value().strip()
-        else:
-            token = ""
-        if not token:
-            raise ConfigurationError(
-                "no CRM token: set SEGSTREAM_CONSUMER_CRM_TOKEN or "
-                "SEGSTREAM_CONSUMER_CRM_TOKEN_FILE"
-            )
-        return token
+            return BearerToken(path=self.crm_token_file, refresh_s=self.crm_token_refresh_s)
+        if self.crm_token is not None and self.crm_token.get_secret_value().strip():
+            return BearerToken(self.crm_token.get_secret_value())
+        raise ConfigurationError(
+            "no CRM token: set SEGSTREAM_CONSUMER_CRM_TOKEN or SEGSTREAM_CONSUMER_CRM_TOKEN_FILE"
+        )

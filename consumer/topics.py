@@ -1,14 +1,25 @@
-"""Idempotent topic creation: partitions, replication factor and ``min.insync.replicas``."""
+"""Idempotent topic creation: partitions, replication factor and ``min.insync.replicas``.
+
+Nothing is created unless everything can be: the cluster must have at least as many brokers as
+the largest replication factor asked for, and the whole set is first sent with
+``validate_only`` (Kafka's CreateTopics dry run), so a request the cluster would refuse for one
+topic does not leave the others created.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumer.errors import ConsumerError
+from consumer.clients import KafkaClients
+from consumer.errors import ConfigurationError, ConsumerError
+from schemas.topics import AUDIT_SUFFIX, PARKED_SUFFIX
 
 _log = logging.getLogger(__name__)
 
@@ -19,27 +30,119 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     min_insync_replicas: int
+    # Further topic configuration (``cleanup.policy=compact`` for the state changelog).
+    config: Mapping[str, str] = field(default_factory=dict)
 
 
-def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
-    """Create what is missing; an existing topic is left as it is (and said so in the log)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+# Parked records and audit records are kept until someone deletes them: they are the evidence
+# of what failed and of who did what about it, and both are small.
+KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def dead_letter_tool_topics(
+    dead_letter_topic: str,
+    *,
+    partitions: int,
+    replication_factor: int,
+    min_insync_replicas: int,
+    parked_topic: str | None = None,
+    audit_topic: str | None = None,
+) -> tuple[TopicSpec, TopicSpec]:
+    """The parked topic (partitioned like the dead-letter topic) and the audit topic (one
+    partition: the runs in the order they happened) of ``segstream-dlq``."""
+    parked = parked_topic or f"{dead_letter_topic}{PARKED_SUFFIX}"
+    audit = audit_topic or f"{dead_letter_topic}{AUDIT_SUFFIX}"
+    return (
+        TopicSpec(parked, partitions, replication_factor, min_insync_replicas, KEEP_FOREVER),
+        TopicSpec(audit, 1, replication_factor, min_insync_replicas, KEEP_FOREVER),
+    )
+
+
+def ensure_topics(clients: KafkaClients, specs: list[TopicSpec], timeout: float = 30.0) -> None:
+    """Create what is missing; an existing topic is left as it is (and said so in the log).
+
+    Raises :class:`ConfigurationError` (nothing created) when a replication factor exceeds the
+    cluster's brokers or ``min.insync.replicas`` exceeds the replication factor, or when the
+    cluster refuses the dry run; :class:`ConsumerError` when the cluster cannot be asked.
+    """
+    for spec in specs:
+        if spec.min_insync_replicas > spec.replication_factor:
+            raise ConfigurationError(
+                f"topic {spec.name}: min.insync.replicas {spec.min_insync_replicas} is above its "
+                f"replication factor {spec.replication_factor}: no write could ever succeed"
+            )
+    admin = clients.admin()
+    try:
+        brokers = len(admin.list_topics(timeout=timeout).brokers)
+    except KafkaException as exc:
+        raise ConsumerError(f"cannot describe the cluster: {exc}") from exc
+    wanted = max((spec.replication_factor for spec in specs), default=0)
+    if wanted > brokers:
+        raise ConfigurationError(
+            f"replication factor {wanted} needs at least {wanted} brokers; the cluster has "
+            f"{brokers} (a local one-broker cluster: set "
+            "SEGSTREAM_CONSUMER_TOPIC_REPLICATION_FACTOR=1 and "
+            "SEGSTREAM_CONSUMER_TOPIC_MIN_INSYNC_REPLICAS=1); nothing was created"
+        )
     new = [
         NewTopic(
             spec.name,
             num_partitions=spec.partitions,
             replication_factor=spec.replication_factor,
-            config={"min.insync.replicas": str(spec.min_insync_replicas)},
+            config={**spec.config, "min.insync.replicas": str(spec.min_insync_replicas)},
         )
         for spec in specs
     ]
-    for name, future in admin.create_topics(new, request_timeout=timeout).items():
+    missing = _create(admin, new, timeout, validate_only=True)
+    _create(admin, [topic for topic in new if topic.topic in missing], timeout)
+    _wait_until_described(admin, missing, timeout)
+    for name in missing:
+        _log.info("topic %s created", name, extra={"topic": name})
+
+
+def _wait_until_described(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """A created topic reaches every broker's metadata a little later (on a cluster of several,
+    the one asked next may not know it yet); return once it is described with leaders."""
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        try:
+            topics = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1)).topics
+        except KafkaException as exc:
+            raise ConsumerError(f"cannot describe the new topics: {exc}") from exc
+        pending = {
+            name
+            for name in pending
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        }
+        if pending and time.monotonic() > deadline:
+            raise ConsumerError(f"created but not described within {timeout:.0f} s: {pending}")
+        if pending:
+            time.sleep(0.2)
+
+
+def _create(
+    admin: AdminClient, new: list[NewTopic], timeout: float, *, validate_only: bool = False
+) -> list[str]:
+    """Names of the topics the (dry) run created; existing ones are logged and left out."""
+    if not new:
+        return []
+    created = []
+    futures = admin.create_topics(new, request_timeout=timeout, validate_only=validate_only)
+    for name, future in futures.items():
         try:
             future.result(timeout)
         except KafkaException as exc:
             error = exc.args[0]
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                _log.info("topic %s exists", name, extra={"topic": name})
+                if validate_only:
+                    _log.info("topic %s exists", name, extra={"topic": name})
                 continue
-            raise ConsumerError(f"cannot create topic {name}: {error}") from exc
-        _log.info("topic %s created", name, extra={"topic": name})
+            kind = ConfigurationError if validate_only else ConsumerError
+            dry = "; nothing was created" if validate_only else ""
+            raise kind(f"cannot create topic {name}: {error}{dry}") from exc
+        created.append(name)
+    return created

@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -54,8 +54,12 @@ def producer_config(
     linger_ms: int,
     queue_max_messages: int = 100_000,
     compression_type: str = "lz4",
+    security: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The settings that make a 202 a promise.
+    """The settings that make a 202 a promise, on the connection ``security`` describes (TLS and
+    SASL properties from :meth:`~kafka_config.security.KafkaSecuritySettings.kafka_security_config`;
+    secrets in clear, so the result is never logged). The bridge's only Kafka client, the
+    producer, is made from this; its readiness check uses that producer too.
 
     ``enable.idempotence`` implies ``acks=all``, ``max.in.flight<=5`` and unbounded internal
     retries within ``message.timeout.ms``: a retried batch is never written twice nor reordered.
@@ -73,6 +77,7 @@ def producer_config(
         "queue.buffering.max.messages": queue_max_messages,
         "queue.buffering.max.kbytes": 64 * 1024,
         "client.id": "segstream-bridge",
+        **(security or {}),
     }
 
 
@@ -339,6 +344,7 @@ def build_publisher(settings: BridgeSettings) -> KafkaPublisher:
             linger_ms=settings.linger_ms,
             queue_max_messages=settings.producer_queue_max_messages,
             compression_type=settings.compression_type,
+            security=settings.kafka_security_config(),
         ),
         delivery_wait_s=settings.delivery_wait_s,
     )

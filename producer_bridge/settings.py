@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from kafka_config.security import KafkaSecuritySettings
 from producer_bridge.errors import ConfigurationError
 from schemas.topics import INTERACTIONS_TOPIC
 
@@ -17,9 +18,16 @@ from schemas.topics import INTERACTIONS_TOPIC
 DEFAULT_CUSTOMER_KEY_FIELDS = ("externalContactId", "conversationExternalContactIds")
 
 
-class BridgeSettings(BaseSettings):
+class BridgeSettings(KafkaSecuritySettings):
+    """Kafka TLS and SASL settings come from :class:`KafkaSecuritySettings`
+    (``SEGSTREAM_BRIDGE_KAFKA_SECURITY_PROTOCOL``, ...)."""
+
     model_config = SettingsConfigDict(
-        env_prefix="SEGSTREAM_BRIDGE_", env_file=".env", extra="ignore"
+        env_prefix="SEGSTREAM_BRIDGE_",
+        env_file=".env",
+        extra="ignore",
+        # A validation error must never quote a value: some of them are secrets.
+        hide_input_in_errors=True,
     )
 
     host: str = "127.0.0.1"

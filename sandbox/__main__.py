@@ -17,6 +17,7 @@ from sandbox.crm import CrmSimulatorSettings
 from sandbox.crm.app import run as run_crm
 from sandbox.generator import EventGenerator, GeneratorConfig, GeneratorSummary
 from sandbox.kafka.broker import LocalKafka
+from sandbox.kafka.security import BrokerSecurity, generate_security
 from sandbox.run import run_all
 from sandbox.secrets import ensure_compose_secrets
 from sandbox.send import send_event
@@ -35,15 +36,39 @@ EXAMPLE_EVENT = {
 
 def _kafka(args: argparse.Namespace) -> int:
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="segstream-kafka-"))
-    cluster = LocalKafka(work, nodes=args.nodes, ports=args.port and [args.port])
+    security = generate_security(work / "tls") if args.secure else None
+    cluster = LocalKafka(work, nodes=args.nodes, ports=args.port and [args.port], security=security)
     cluster.start()
     print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
+    if security is not None:
+        _print_secure_settings(cluster, security)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     cluster.stop()
     return 0
+
+
+def _print_secure_settings(cluster: LocalKafka, security: BrokerSecurity) -> None:
+    """How to reach the secured listeners, as settings of either service (any prefix)."""
+    [(user, password)] = security.scram_users.items()
+    password_file = security.directory / "scram-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    print("# mutual TLS (SEGSTREAM_BRIDGE_... or SEGSTREAM_CONSUMER_...):")
+    print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.ssl_bootstrap_servers}")
+    print("..._KAFKA_SECURITY_PROTOCOL=SSL")
+    print(f"..._KAFKA_SSL_CA_FILE={security.ca_file}")
+    print(f"..._KAFKA_SSL_CERTIFICATE_FILE={security.client_certificate_file}")
+    print(f"..._KAFKA_SSL_KEY_FILE={security.client_key_file}")
+    print("# SCRAM over TLS (SCRAM-SHA-256 or SCRAM-SHA-512):")
+    print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.sasl_ssl_bootstrap_servers}")
+    print("..._KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+    print(f"..._KAFKA_SSL_CA_FILE={security.ca_file}")
+    print("..._KAFKA_SASL_MECHANISM=SCRAM-SHA-512")
+    print(f"..._KAFKA_SASL_USERNAME={user}")
+    print(f"..._KAFKA_SASL_PASSWORD_FILE={password_file}", flush=True)
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -121,6 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     kafka.add_argument("--nodes", type=int, default=1)
     kafka.add_argument("--port", type=int, default=None, help="single node: its port")
     kafka.add_argument("--dir", default=None, help="data directory (default: a new temp dir)")
+    kafka.add_argument(
+        "--secure",
+        action="store_true",
+        help="also listen with SSL (mutual TLS) and SASL_SSL (SCRAM, PLAIN); prints the settings",
+    )
     send = commands.add_parser("send", help="POST one signed event to the bridge")
     send.add_argument("--url", default="http://127.0.0.1:8080/v1/interactions/completed")
     send.add_argument("--secret-file", default=".run/webhook-secret")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from kafka_config.logs import librdkafka_logger
 from schemas.codec import EventCodec
 from schemas.model import Channel, InteractionCompleted
 from schemas.topics import HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_SOURCE
@@ -66,12 +67,24 @@ class Produced:
 
 
 def produce(
-    bootstrap_servers: str, topic: str, events: list[InteractionCompleted]
+    bootstrap_servers: str,
+    topic: str,
+    events: list[InteractionCompleted],
+    *,
+    timestamps_ms: Sequence[int] | None = None,
 ) -> list[Produced]:
-    """Write the events keyed by customer id with the bridge's headers; wait for every ack."""
+    """Write the events keyed by customer id with the bridge's headers; wait for every ack.
+
+    ``timestamps_ms``: each record's timestamp (epoch ms; default: the producer's clock), for
+    records that look as if written earlier, a consumer lagging behind them."""
     codec = EventCodec(topic)
     producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5}
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "logger": librdkafka_logger(),
+        }
     )
     results: list[Produced | None] = [None] * len(events)
 
@@ -101,6 +114,7 @@ def produce(
                         (HEADER_SOURCE, b"test"),
                     ],
                     on_delivery=acked(index),
+                    timestamp=0 if timestamps_ms is None else timestamps_ms[index],
                 )
                 break
             except BufferError:
@@ -121,7 +135,7 @@ def produce_raw(
     value: bytes,
     headers: Sequence[tuple[str, bytes]],
 ) -> tuple[int, int]:
-    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "logger": librdkafka_logger()})
     position: list[tuple[int, int]] = []
 
     def acked(error: KafkaError | None, message: Message) -> None:

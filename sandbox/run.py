@@ -44,6 +44,9 @@ def run_all(run_dir: Path = RUN_DIR) -> int:
         )
         broker.start()
         bootstrap = broker.bootstrap_servers
+        # One broker: the production replication defaults (3, min ISR 2) cannot be met here.
+        os.environ.setdefault("SEGSTREAM_CONSUMER_TOPIC_REPLICATION_FACTOR", "1")
+        os.environ.setdefault("SEGSTREAM_CONSUMER_TOPIC_MIN_INSYNC_REPLICAS", "1")
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     os.environ.update(env)
     create_topics(ConsumerSettings())

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from consumer.dlq.settings import DlqSettings
 from consumer.settings import ConsumerSettings
 from producer_bridge.settings import BridgeSettings
 from sandbox.crm.settings import CrmSimulatorSettings
@@ -21,7 +22,9 @@ def test_readme_opens_with_the_run_and_test_commands() -> None:
     assert "make test" in opening
 
 
-@pytest.mark.parametrize("settings", [BridgeSettings, ConsumerSettings, CrmSimulatorSettings])
+@pytest.mark.parametrize(
+    "settings", [BridgeSettings, ConsumerSettings, CrmSimulatorSettings, DlqSettings]
+)
 def test_every_setting_has_its_environment_variable_in_the_readme(
     settings: type[BaseSettings],
 ) -> None:

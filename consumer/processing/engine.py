@@ -20,12 +20,19 @@ from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer.clients import KafkaClients
+from consumer.errors import FatalClientError, FencedInstanceError
+from consumer.processing.commit import commit_now, commit_positions, store
+from consumer.processing.flow import InFlight, Pauses, PauseWish
 from consumer.processing.holds import PartitionHolds
 from consumer.processing.keyqueues import KeyedQueues
 from consumer.processing.lease import WriteLease
 from consumer.processing.progress import PartitionProgress
 
 Partition = tuple[str, int]
+
+# The group consumer's client.id (the broker's logs and quotas, librdkafka's log lines).
+CLIENT_ID: Final = "segstream-consumer"
 
 # One consume() call returns at most this many records. Smaller than the in-flight bound so a
 # batch cannot overshoot it by much.
@@ -34,16 +41,6 @@ _MAX_BATCH: Final = 500
 # between calls, so this bounds how late they take effect; 0.2 s is invisible next to a
 # rebalance and costs ~5 idle wake-ups per second.
 _POLL_TIMEOUT_S: Final = 0.2
-# Flow control is soft: at the in-flight bound the loop stops taking records from the client
-# (whose own prefetch is bounded) and only comes back this often, taking one, to serve rebalance
-# callbacks. It does not pause: librdkafka drops a paused partition's prefetched records and,
-# once every partition of a broker is paused, picks a resumed one up only after ~0.5-0.7 s, so
-# pausing as flow control starves the workers. Pausing is for the extremes below.
-_FULL_POLL_INTERVAL_S: Final = 1.0
-# Hard limit, as a multiple of the bound: the overshoot of one record per interval adds up only
-# when nothing finishes for a long time (a CRM that hangs without failing); then partitions are
-# paused after all, until the backlog is back under the bound.
-_HARD_LIMIT_FACTOR: Final = 2
 
 _log = logging.getLogger(__name__)
 
@@ -64,9 +61,10 @@ class RecordHandler(Protocol):
     def partition_dropped(self, topic: str, partition: int) -> None: ...
 
     def is_writing(self, topic: str, partition: int, offset: int) -> bool:
-        """True while the record's write to the sink is on the wire: on a revoke or shutdown
-        that one is waited for (bounded); a record still queued for a token is dropped at once
-        and processed again by the partition's next owner."""
+        """True while the record's write is under way (to the sink, or the dead letter or state
+        change that finishes it): on a revoke or shutdown that one is waited for (bounded); a
+        record still waiting for anything else (a token, a retry, the breaker) is dropped at
+        once and processed again by the partition's next owner."""
 
 
 class EngineObserver(Protocol):
@@ -101,10 +99,11 @@ class EngineLimits:
     # the record size (~1 KiB here); 1000 keeps a 12-partition instance busy at CRM latencies of
     # tens of ms without holding a minute of backlog hostage on a rebalance.
     max_in_flight: int = 1000
-    # A revoked partition's records get this long to finish before they are abandoned (and
-    # re-processed by the new owner). Far below max.poll.interval.ms (5 min) so the group's
-    # rebalance is not held up.
-    revoke_drain_s: float = 10.0
+    # A revoked partition's writes on the wire get this long to finish before they are
+    # abandoned (and re-processed by the new owner): at least the longest write, so none is cut
+    # off mid-way (the service derives it from the CRM timeout: ConsumerSettings). Far below
+    # max.poll.interval.ms (5 min) so the group's rebalance is not held up.
+    revoke_drain_s: float = 16.0
     # SIGTERM: drain this long, then commit and leave. Kubernetes' default grace period is 30 s.
     shutdown_drain_s: float = 20.0
     # The write lease (see lease.py) lapses after this long without a poll: half the session
@@ -121,27 +120,22 @@ class ProcessingEngine:
         observer: EngineObserver,
         limits: EngineLimits | None = None,
         *,
+        clients: KafkaClients,
         holds: PartitionHolds | None = None,
     ) -> None:
         self._topic = topic
+        self._instance_id = config.get("group.instance.id")
         self._holds = holds or PartitionHolds()
         self._handler = handler
         self._observer = observer
         self._limits = limits or EngineLimits()
-        self._consumer = Consumer({**config, "stats_cb": observer.kafka_stats})
+        self._consumer = clients.consumer(CLIENT_ID, {**config, "stats_cb": observer.kafka_stats})
         self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partitions: dict[Partition, _PartitionState] = {}
         self._queues: KeyedQueues[_Record] = KeyedQueues()
-        self._in_flight = 0
-        self._paused_for_backpressure = False
-        self._paused_for_sink = False
-        self._has_room = asyncio.Event()
-        # What the Kafka thread last applied: everything paused (circuit open, hard limit), and
-        # which partitions are paused now (all of them, or the held ones).
-        self._applied_pause = False
-        self._applied_held: frozenset[Partition] = frozenset()
-        self._paused: set[Partition] = set()
+        self._in_flight = InFlight(self._limits.max_in_flight, observer)
+        self._pauses = Pauses(observer)
         self._fatal: BaseException | None = None
         self._total_partitions = 0
         self._started: dict[asyncio.Task[None], _Record] = {}
@@ -152,7 +146,7 @@ class ProcessingEngine:
 
     def pause_for_sink(self, paused: bool) -> None:
         """Stop (or restart) fetching because the sink is unusable; in-flight work continues."""
-        self._paused_for_sink = paused
+        self._in_flight.sink_unusable(paused)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set or a record fails fatally, then drain, commit, close."""
@@ -166,18 +160,12 @@ class ProcessingEngine:
         )
         try:
             while not stop.is_set() and self._fatal is None:
-                room = self._limits.max_in_flight - self._in_flight
-                if room <= 0:
-                    self._has_room.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._has_room.wait(), _FULL_POLL_INTERVAL_S)
-                    room = max(1, self._limits.max_in_flight - self._in_flight)
-                messages = await self._on_kafka(
-                    self._cycle, self._safe_positions(), self._wants_pause(), room
-                )
+                room = await self._in_flight.room()
+                wish = self._in_flight.wish(self._holds.held())
+                messages = await self._on_kafka(self._cycle, self._safe_positions(), wish, room)
                 for message in messages:
                     self._accept(message)
-                self._update_backpressure()
+                self._in_flight.update()
         finally:
             await self._shutdown()
         if self._fatal is not None:
@@ -185,18 +173,12 @@ class ProcessingEngine:
 
     # ----------------------------------------------------------------------- Kafka thread
 
-    def _cycle(
-        self, to_store: list[TopicPartition], pause: tuple[bool, frozenset[Partition]], room: int
-    ) -> list[Message]:
+    def _cycle(self, to_store: list[TopicPartition], wish: PauseWish, room: int) -> list[Message]:
         if self._partition_count_stale:
             self._partition_count_stale = False
             self._refresh_partition_count()
-        if to_store:
-            try:
-                self._consumer.store_offsets(offsets=to_store)
-            except KafkaException as exc:  # a partition revoked since the list was built
-                _log.debug("offset store skipped", extra={"reason": str(exc)})
-        self._apply_pauses(*pause)
+        store(self._consumer, to_store)
+        self._pauses.apply(self._consumer, wish)
         # consume(n, timeout) waits for n records or the timeout, so a trickle would sit in the
         # client for the whole timeout: block only for the first record, then take what is there.
         first = self._consumer.poll(_POLL_TIMEOUT_S)
@@ -207,23 +189,6 @@ class ProcessingEngine:
             [first, *self._consumer.consume(min(_MAX_BATCH, room) - 1, 0)] if room > 1 else [first]
         )
 
-    def _apply_pauses(self, pause_all: bool, held: frozenset[Partition]) -> None:
-        """Pause everything, or just the held partitions; resume only what this paused."""
-        if pause_all == self._applied_pause and held == self._applied_held:
-            return
-        assignment = self._consumer.assignment()
-        assigned = {(tp.topic, tp.partition): tp for tp in assignment}
-        wanted = set(assigned) if pause_all else set(held & assigned.keys())
-        to_pause = [assigned[p] for p in wanted - self._paused]
-        to_resume = [assigned[p] for p in self._paused - wanted if p in assigned]
-        if to_pause:
-            self._consumer.pause(to_pause)
-        if to_resume:
-            self._consumer.resume(to_resume)
-        self._paused = wanted
-        self._applied_pause, self._applied_held = pause_all, held
-        self._observer.paused_partitions(len(wanted))
-
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No list_topics() here: it is one of the client calls that must not run inside a
         # rebalance callback (it resets the client's per-thread call state and a later callback
@@ -231,10 +196,7 @@ class ProcessingEngine:
         # next cycle instead; committed() is safe.
         committed = consumer.committed(partitions, timeout=30)
         consumer.incremental_assign(partitions)
-        if self._applied_pause:
-            consumer.pause(partitions)
-            self._paused.update((tp.topic, tp.partition) for tp in partitions)
-            self._observer.paused_partitions(len(self._paused))
+        self._pauses.assigned(consumer, partitions)
         positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
         self._call_loop(self._assigned(positions))
         self._partition_count_stale = True
@@ -249,11 +211,10 @@ class ProcessingEngine:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = {(tp.topic, tp.partition) for tp in partitions}
-        self._paused -= lost
-        offsets: list[TopicPartition] = self._call_loop(self._leave(lost, drain=True))
-        if offsets:
-            _commit(consumer, offsets, "commit on revoke failed")
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._pauses.forget(revoked)
+        offsets: list[TopicPartition] = self._call_loop(self._leave(revoked, drain=True))
+        commit_now(consumer, offsets, "revoke")
         self._observer.rebalance("revoke", len(partitions))
         _log.info(
             "partitions revoked",
@@ -268,7 +229,7 @@ class ProcessingEngine:
         # Another member may own them already: committing now could move its offsets backwards
         # or forwards under it, so drop everything and commit nothing.
         lost = {(tp.topic, tp.partition) for tp in partitions}
-        self._paused -= lost
+        self._pauses.forget(lost)
         self._call_loop(self._leave(lost, drain=False))
         self._observer.rebalance("lost", len(partitions))
         _log.warning(
@@ -289,11 +250,6 @@ class ProcessingEngine:
         total = len(metadata.topics[self._topic].partitions)
         assigned = len(self._consumer.assignment())
         self._call_loop(self._count_changed(assigned, total))
-
-    def _commit_final(self, offsets: list[TopicPartition]) -> None:
-        if not offsets:
-            return
-        _commit(self._consumer, offsets, "final commit failed")
 
     def _call_loop(self, coroutine: Any) -> Any:
         if self._loop is None:
@@ -342,23 +298,22 @@ class ProcessingEngine:
         dropped = self._queues.drop_where(lambda key: key[:2] in leaving)  # type: ignore[index]
         running = [r for r in dropped if r.task is not None and not r.task.done()]
         await self._finish_writes(running, self._limits.revoke_drain_s if drain else 0.0)
-        offsets = []
+        offsets = commit_positions((p, state.progress) for p, state in leaving.items())
         for partition, state in leaving.items():
-            position = state.progress.commit_position
-            if drain and position is not None:
-                offsets.append(TopicPartition(partition[0], partition[1], position))
-            self._in_flight -= state.progress.unfinished
+            self._in_flight.dropped(state.progress.unfinished)
             del self._partitions[partition]
             self._handler.partition_dropped(*partition)
-        self._observer.in_flight(self._in_flight)
+        self._in_flight.update()
         if self._total_partitions:
             self._handler.assignment_changed(len(self._partitions), self._total_partitions)
-        return offsets
+        return offsets if drain else []
 
     def _accept(self, message: Message) -> None:
         error = message.error()
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.fatal() or error.code() == KafkaError._FATAL:
+                self._client_failed(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
                 _log.warning("consume error", extra={"reason": error.str()})
             return
         topic, number, offset = message.topic(), message.partition(), message.offset()
@@ -369,13 +324,34 @@ class ProcessingEngine:
         if state is None or state.leaving:
             return  # fetched just before a revoke; the next owner reads it again
         state.progress.track(offset)
-        self._in_flight += 1
+        self._in_flight.fetched()
         key = message.key()
         record = _Record(
             message, partition, offset, (topic, number, key if key is not None else offset)
         )
         if self._queues.push(record.key, record):
             self._start(record, state)
+
+    def _client_failed(self, error: KafkaError) -> None:
+        """librdkafka's fatal error: the client can do nothing more. Stop at once, without
+        draining or committing: another member may own the partitions already."""
+        if self._fatal is not None:
+            return
+        reason = error.str()
+        fatal: FatalClientError
+        if "fenced" in reason.lower():
+            fatal = FencedInstanceError(
+                f"fenced: another instance joined the group with group.instance.id "
+                f"{self._instance_id!r}; each instance needs an id of its own ({reason})"
+            )
+        else:
+            fatal = FatalClientError(f"Kafka client failed fatally: {reason}")
+        self._fatal = fatal
+        _log.error(
+            "stopping: %s",
+            fatal,
+            extra={"group_instance_id": self._instance_id, "error_class": type(fatal).__name__},
+        )
 
     def _start(self, record: _Record, state: _PartitionState) -> None:
         record.task = asyncio.create_task(self._process(record, state))
@@ -405,73 +381,53 @@ class ProcessingEngine:
             )
             return
         state.progress.finish(record.offset)
-        self._in_flight -= 1
-        if self._in_flight < self._limits.max_in_flight:
-            self._has_room.set()
+        self._in_flight.finished()
         if state.leaving:
             return
         following = self._queues.finish_head(record.key)
         if following is not None and self._fatal is None:
             self._start(following, state)
-        self._update_backpressure()
-
-    def _update_backpressure(self) -> None:
-        bound = self._limits.max_in_flight
-        if not self._paused_for_backpressure and self._in_flight >= bound * _HARD_LIMIT_FACTOR:
-            self._paused_for_backpressure = True
-            _log.warning(
-                "in-flight hard limit reached; pausing", extra={"in_flight": self._in_flight}
-            )
-        elif self._paused_for_backpressure and self._in_flight < bound:
-            self._paused_for_backpressure = False
-        self._observer.in_flight(self._in_flight)
-
-    def _wants_pause(self) -> tuple[bool, frozenset[Partition]]:
-        """(pause every partition, the partitions held by a record that cannot be read yet)."""
-        return self._paused_for_backpressure or self._paused_for_sink, self._holds.held()
+        self._in_flight.update()
 
     def _safe_positions(self) -> list[TopicPartition]:
-        positions = []
-        for (topic, number), state in self._partitions.items():
-            position = state.progress.commit_position
-            if position is not None and not state.leaving:
-                positions.append(TopicPartition(topic, number, position))
-        return positions
+        return commit_positions(
+            (p, state.progress) for p, state in self._partitions.items() if not state.leaving
+        )
 
     async def _finish_writes(self, records: list[_Record], grace_s: float) -> None:
-        """Let writes already on the wire finish (up to ``grace_s``), cancel everything else."""
-        writing = [r for r in records if self._handler.is_writing(*r.partition, r.offset)]
-        tasks = [r.task for r in records if r.task is not None]
-        waiting = [r.task for r in writing if r.task is not None]
-        if waiting and grace_s > 0:
-            _, unfinished = await asyncio.wait(waiting, timeout=grace_s)
+        """Let writes already on the wire finish (up to ``grace_s``); cancel everything else at
+        once, so that no record still waiting (for a token, a retry, the breaker) starts a
+        write during the grace."""
+        tasks = {r.task for r in records if r.task is not None and not r.task.done()}
+        writing = {
+            r.task
+            for r in records
+            if r.task in tasks and self._handler.is_writing(*r.partition, r.offset)
+        }
+        for task in tasks - writing:
+            task.cancel()
+        if writing and grace_s > 0:
+            _, unfinished = await asyncio.wait(writing, timeout=grace_s)
             if unfinished:
                 _log.warning("abandoning writes still running", extra={"records": len(unfinished)})
-        for task in tasks:
+        for task in writing:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _shutdown(self) -> None:
+        client_failed = isinstance(self._fatal, FatalClientError)
         running = [r for r in self._records() if r.task is not None and not r.task.done()]
         if running:
             _log.info("draining", extra={"records": len(running)})
-            await self._finish_writes(running, self._limits.shutdown_drain_s)
+            await self._finish_writes(
+                running, 0.0 if client_failed else self._limits.shutdown_drain_s
+            )
         for state in self._partitions.values():
             if state.prepare is not None:
                 state.prepare.cancel()
-        await self._on_kafka(self._commit_final, self._safe_positions())
+        if not client_failed:
+            await self._on_kafka(commit_now, self._consumer, self._safe_positions(), "shutdown")
         with contextlib.suppress(KafkaException):
             await self._on_kafka(self._consumer.close)
         self._kafka.shutdown(wait=True)
-
-
-def _commit(consumer: Consumer, offsets: list[TopicPartition], failure: str) -> None:
-    """Store, then commit, ``offsets``. Storing first matters: with auto-commit on, librdkafka
-    commits the *stored* offsets once more when the consumer closes, and an older stored offset
-    would move the committed one back (records re-read by the next owner)."""
-    try:
-        consumer.store_offsets(offsets=offsets)
-        consumer.commit(offsets=offsets, asynchronous=False)
-    except KafkaException as exc:
-        _log.warning(failure, extra={"reason": str(exc)})

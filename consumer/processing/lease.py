@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 # How often a suspended writer looks at the lease again; small next to any CRM call.
@@ -26,10 +26,12 @@ class WriteLease:
         validity_s: float,
         grace_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._validity_s = validity_s
         self._grace_s = grace_s
         self._clock = clock
+        self._sleep = sleep
         self._renewed_at = clock()
         self._suspended_until = 0.0
 
@@ -46,5 +48,5 @@ class WriteLease:
 
     async def held(self) -> None:
         """Return when writing is safe; wait (cancellably) while it is not."""
-        while not self.valid():  # noqa: ASYNC110 - renewed by another thread, lapses by time
-            await asyncio.sleep(_CHECK_INTERVAL_S)
+        while not self.valid():
+            await self._sleep(_CHECK_INTERVAL_S)

@@ -42,4 +42,7 @@ class PartitionProgress:
 
     @property
     def unfinished(self) -> int:
-        return len(self._pending)
+        """Records not yet finished: tracked, and neither finished nor below the position. Those
+        finished above an unfinished one wait in the pending list for it, but they are done and
+        no longer in flight."""
+        return len(self._pending) - len(self._finished)

@@ -42,15 +42,19 @@ from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusabl
 from consumer.ratelimit import QuotaHint
 from consumer.sink.base import CustomerUpdate
 from consumer.sink.hints import quota_hint, retry_after_seconds
+from consumer.sink.redact import describe_answer
+from consumer.sink.token import BearerToken
 
 UPDATE_PATH: Final = "/v1/customers/update"
 CREATE_PATH: Final = "/v1/customers"
+# The most requests one write() makes: the update, the create after a 404, the update after the
+# create's 409. Each has the whole CRM timeout, so a write lasts at most this many timeouts; the
+# consumer's drains are checked against that (consumer.settings).
+REQUESTS_PER_WRITE: Final = 3
 # Statuses that say "this payload is wrong": retrying the same bytes cannot succeed.
 _REJECTED: Final = frozenset({400, 410, 413, 415, 422})
 _UNUSABLE: Final = frozenset({401, 403})
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
-# How much of an error body goes into an error message (and so into logs and dead letters).
-_DETAIL_CHARS: Final = 300
 _log = logging.getLogger(__name__)
 
 
@@ -129,14 +133,14 @@ class CrmHttpSink:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | BearerToken,
         *,
         timeout_s: float = 5.0,
         max_connections: int = 100,
         pacer: RequestPacer | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._token = token
+        self._token = token if isinstance(token, BearerToken) else BearerToken(token)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -187,7 +191,8 @@ class CrmHttpSink:
             if follow_up:
                 await self._pacer.acquire()
             await self._pacer.wait_while_paused()
-        headers = {"Authorization": f"Bearer {self._token}", "Idempotency-Key": idempotency_key}
+        token = self._token.current()
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key}
         self._in_flight += 1
         try:
             async with self._client().post(
@@ -213,6 +218,10 @@ class CrmHttpSink:
             return status, content
         if (status == 404 and path == UPDATE_PATH) or (status == 409 and path == CREATE_PATH):
             return status, content
+        if status == 401:
+            # The token file may hold a rotated token: the breaker's probe, a moment from now,
+            # carries it (consumer.sink.token).
+            self._token.refused(token)
         raise _failure(path, status, content, answer)
 
     def _observe(self, headers: Any) -> None:
@@ -230,7 +239,8 @@ class CrmHttpSink:
 
 def _failure(path: str, status: int, content: bytes, headers: Any) -> Exception:
     """The sink error an unwanted answer means (the table in the module docstring)."""
-    detail = content[:_DETAIL_CHARS].decode(errors="replace")
+    # Never the body's text: it may echo customer data (consumer.sink.redact).
+    detail = describe_answer(status, content)
     if 300 <= status < 400:
         location = str(headers.get("Location", ""))[:200]
         return SinkUnusableError(

@@ -14,9 +14,10 @@ from consumer.state.changelog import (
     KafkaChangelog,
     changelog_topic_name,
     ensure_changelog_topic,
+    read_changelog,
 )
 from consumer.state.fold import Decision, decide
-from consumer.state.partitions import CustomerStates
+from consumer.state.partitions import CustomerStates, restore_store
 from consumer.state.store import PartitionStore
 from consumer.state.versions import CustomerVersions, Version
 
@@ -34,4 +35,6 @@ __all__ = [
     "changelog_topic_name",
     "decide",
     "ensure_changelog_topic",
+    "read_changelog",
+    "restore_store",
 ]

@@ -20,6 +20,7 @@ from typing import Final, Protocol
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, StateError
 from consumer.partition_reader import (
     PartitionReadError,
@@ -56,13 +57,13 @@ class Changelog(Protocol):
 
 class KafkaChangelog:
     def __init__(
-        self, bootstrap_servers: str, topic: str, *, delivery_timeout_ms: int, read_timeout_s: float
+        self, clients: KafkaClients, topic: str, *, delivery_timeout_ms: int, read_timeout_s: float
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._clients = clients
         self._topic = topic
         self._read_timeout_s = read_timeout_s
         self._producer = AcknowledgedProducer(
-            bootstrap_servers,
+            clients,
             client_id="segstream-consumer-state",
             delivery_timeout_ms=delivery_timeout_ms,
             error=lambda reason: StateError(
@@ -84,26 +85,35 @@ class KafkaChangelog:
         self._producer.produce_nowait(self._topic, key=key, value=value, partition=partition)
 
     def read(self, partition: int) -> Iterator[ChangelogRecord]:
-        deadline = time.monotonic() + self._read_timeout_s
-        consumer = standalone_consumer(self._bootstrap, "segstream-state-restore")
-        try:
-            _, end = watermarks(consumer, self._topic, partition, deadline)
-            records = read_range(
-                consumer, self._topic, partition, start=OFFSET_BEGINNING, end=end, deadline=deadline
-            )
-            for message in records:
-                yield message.key() or b"", message.value()
-        except PartitionReadError as exc:
-            raise StateError(f"cannot restore customer state: {exc}") from exc
-        finally:
-            consumer.close()
+        return read_changelog(self._clients, self._topic, partition, self._read_timeout_s)
 
     def close(self) -> None:
         self._producer.close()
 
 
+def read_changelog(
+    clients: KafkaClients, topic: str, partition: int, timeout_s: float
+) -> Iterator[ChangelogRecord]:
+    """Every record of one changelog partition, in log order, read outside any group (also
+    what ``segstream-dlq replay --dry-run`` reads: it writes nothing). Raises
+    :class:`StateError`."""
+    deadline = time.monotonic() + timeout_s
+    consumer = standalone_consumer(clients, "segstream-state-restore")
+    try:
+        _, end = watermarks(consumer, topic, partition, deadline)
+        records = read_range(
+            consumer, topic, partition, start=OFFSET_BEGINNING, end=end, deadline=deadline
+        )
+        for message in records:
+            yield message.key() or b"", message.value()
+    except PartitionReadError as exc:
+        raise StateError(f"cannot restore customer state: {exc}") from exc
+    finally:
+        consumer.close()
+
+
 def ensure_changelog_topic(
-    bootstrap_servers: str, input_topic: str, changelog_topic: str, *, timeout_s: float = 30.0
+    clients: KafkaClients, input_topic: str, changelog_topic: str, *, timeout_s: float = 30.0
 ) -> None:
     """Create the changelog topic like the input topic, or check that the existing one fits.
 
@@ -114,7 +124,7 @@ def ensure_changelog_topic(
     ``cleanup.policy=compact``, or when the input topic does not exist; :class:`StateError` when
     the cluster cannot be asked.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = clients.admin()
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:

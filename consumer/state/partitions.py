@@ -5,14 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
-from consumer.state.changelog import Changelog
+from consumer.state.changelog import Changelog, ChangelogRecord
 from consumer.state.fold import Decision
 from consumer.state.store import META_KEY, PartitionStore, encode_meta
 from consumer.state.versions import CustomerVersions
 from schemas.model import InteractionCompleted
 
 _log = logging.getLogger(__name__)
+
+
+def restore_store(
+    store: PartitionStore, partition: int, records: Iterable[ChangelogRecord]
+) -> None:
+    """Apply a changelog partition's records, in log order, to ``store``."""
+    for key, value in records:
+        try:
+            store.restore(key, value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # Not ours (someone wrote to the topic by hand): skip it, say so. The customer's
+            # next event then compares with the horizon, as after an eviction.
+            _log.warning(
+                "unreadable customer-state record skipped",
+                extra={"partition": partition, "reason": str(exc)},
+            )
 
 
 class CustomerStates:
@@ -49,16 +66,7 @@ class CustomerStates:
 
     def _read(self, partition: int) -> PartitionStore:
         store = PartitionStore(self._retention_ms, self._max_customers)
-        for key, value in self._changelog.read(partition):
-            try:
-                store.restore(key, value)
-            except (ValueError, UnicodeDecodeError) as exc:
-                # Not ours (someone wrote to the topic by hand): skip it, say so. The customer's
-                # next event then compares with the horizon, as after an eviction.
-                _log.warning(
-                    "unreadable customer-state record skipped",
-                    extra={"partition": partition, "reason": str(exc)},
-                )
+        restore_store(store, partition, self._changelog.read(partition))
         return store
 
     def drop(self, partition: int) -> None:

@@ -22,7 +22,7 @@ from sandbox.crm.gate import crm_gate
 from sandbox.crm.logs import configure_logging
 from sandbox.crm.ratelimit import TokenBucket
 from sandbox.crm.responses import json_errors
-from sandbox.crm.settings import CrmSimulatorSettings
+from sandbox.crm.settings import CrmSimulatorSettings, CrmTokenError
 from sandbox.crm.state import STATE, SimulatorState
 from sandbox.crm.store import CrmStore
 
@@ -93,10 +93,23 @@ async def serve(settings: CrmSimulatorSettings, *, stop: asyncio.Event | None = 
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
+            # A rotated credential: the token file holds the new token, and from now on only it
+            # is accepted (as a CRM does once the old token is revoked).
+            loop.add_signal_handler(signal.SIGHUP, _reload_token, app[STATE])
         await stop.wait()
         _log.info("crm simulator stopping")
     finally:
         await runner.cleanup()
+
+
+def _reload_token(state: SimulatorState) -> None:
+    try:
+        token = state.settings.bearer_token()
+    except CrmTokenError as exc:
+        _log.error("bearer token not reloaded; the old one stays valid: %s", exc)
+        return
+    state.token = token.encode("utf-8")
+    _log.info("bearer token reloaded; only the new one is accepted")
 
 
 def run(settings: CrmSimulatorSettings | None = None) -> None:

@@ -85,7 +85,11 @@ async def update_customer(request: web.Request) -> web.Response:
         prefix = state.faults.reject_customer_prefix
         if prefix is not None and update.id.startswith(prefix):
             # A business rule of the CRM's, checked while executing (unlike a malformed body).
-            return 422, error_body("rejected", "rejected by a CRM business rule")
+            # Real CRMs echo the record in their error text; so does this one, so that the
+            # consumer's handling of error bodies (never logged as they are) is tested.
+            return 422, error_body(
+                "rejected", f"customer {update.id!r} rejected by a CRM business rule"
+            )
         store = state.store
         if store.customer(update.id) is None:
             if not state.settings.auto_create:

@@ -22,6 +22,12 @@ from confluent_kafka.admin import AdminClient
 
 from sandbox.errors import BrokerStartError
 from sandbox.kafka.jars import KafkaJars, ensure_kafka_jars
+from sandbox.kafka.security import (
+    BrokerSecurity,
+    jvm_options,
+    listener_properties,
+    scram_format_arguments,
+)
 
 # A broker on a 2-core CI box needs ~5 s to start; a minute leaves room for a cold JIT and a busy
 # machine without hiding a broker that will never come up.
@@ -95,6 +101,10 @@ class _Node:
     port: int
     controller_port: int
     home: Path
+    # The secured listeners' ports (0 when the cluster has none): TLS with a client certificate,
+    # and TLS + SASL.
+    ssl_port: int = 0
+    sasl_ssl_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_handle: IO[bytes] | None = field(default=None, repr=False)
 
@@ -115,7 +125,10 @@ class LocalKafka:
     """``nodes`` KRaft nodes on 127.0.0.1, each a broker and a voter.
 
     The data directories live under ``work_dir`` and survive :meth:`stop_node` /
-    :meth:`start_node`, so a test can take a broker away and bring the same one back.
+    :meth:`start_node`, so a test can take a broker away and bring the same one back. With
+    ``security`` (:func:`sandbox.kafka.security.generate_security`) each node also listens with
+    ``SSL`` (mutual TLS) and ``SASL_SSL`` (SCRAM-SHA-256/512, PLAIN); the ``PLAINTEXT`` listener
+    stays for the brokers among themselves and for test set-up.
     """
 
     def __init__(
@@ -127,12 +140,14 @@ class LocalKafka:
         controller_ports: list[int] | None = None,
         heap: str = DEFAULT_HEAP,
         jars: KafkaJars | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self._work_dir = work_dir
         self._heap = heap
         self._jars = jars
+        self._security = security
         self._cluster_id = uuid.uuid4()
         ports = ports or [free_port() for _ in range(nodes)]
         controller_ports = controller_ports or [free_port() for _ in range(nodes)]
@@ -140,10 +155,32 @@ class LocalKafka:
             _Node(i + 1, ports[i], controller_ports[i], work_dir / f"node-{i + 1}")
             for i in range(nodes)
         ]
+        if security is not None:
+            for node in self._nodes:
+                node.ssl_port, node.sasl_ssl_port = free_port(), free_port()
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{node.port}" for node in self._nodes)
+
+    @property
+    def security(self) -> BrokerSecurity | None:
+        return self._security
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        """The ``SSL`` listeners (a client certificate signed by the sandbox CA is required)."""
+        return self._secured_bootstrap(lambda node: node.ssl_port)
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The ``SASL_SSL`` listeners (SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN over TLS)."""
+        return self._secured_bootstrap(lambda node: node.sasl_ssl_port)
+
+    def _secured_bootstrap(self, port: Callable[[_Node], int]) -> str:
+        if self._security is None:
+            raise ValueError("this cluster was started without security listeners")
+        return ",".join(f"127.0.0.1:{port(node)}" for node in self._nodes)
 
     @property
     def log_files(self) -> list[Path]:
@@ -226,15 +263,23 @@ class LocalKafka:
 
     def _properties(self, node: _Node) -> str:
         replicas = min(3, len(self._nodes))
-        settings = {
+        advertised = {"PLAINTEXT": node.port}
+        if self._security is not None:
+            advertised |= {"SSL": node.ssl_port, "SASL_SSL": node.sasl_ssl_port}
+        listeners = {**advertised, "CONTROLLER": node.controller_port}
+        settings: dict[str, object] = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": self._voters(),
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "listeners": ",".join(f"{name}://127.0.0.1:{p}" for name, p in listeners.items()),
+            "advertised.listeners": ",".join(
+                f"{name}://127.0.0.1:{p}" for name, p in advertised.items()
+            ),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                f"{name}:{'PLAINTEXT' if name == 'CONTROLLER' else name}" for name in listeners
+            ),
             "log.dirs": node.data_dir,
             # Topics are created explicitly (with their partitions and min ISR); a typo in a
             # topic name should fail loudly, not create a one-partition topic.
@@ -252,6 +297,8 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.hours": 24,
         }
+        if self._security is not None:
+            settings |= listener_properties(self._security)
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     def _prepare(self, node: _Node) -> None:
@@ -261,9 +308,10 @@ class LocalKafka:
         log4j.write_text(resources.files("sandbox.kafka").joinpath("log4j2.properties").read_text())
         if (node.data_dir / "meta.properties").exists():
             return
+        scram = [] if self._security is None else scram_format_arguments(self._security)
         result = subprocess.run(
             [*self._java(node), "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             "-t", str(self._cluster_id), "-c", str(node.config_file)],
+             "-t", str(self._cluster_id), "-c", str(node.config_file), *scram],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
@@ -279,6 +327,7 @@ class LocalKafka:
             java, "-Xms128m", f"-Xmx{self._heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
+            *([] if self._security is None else jvm_options(self._security)),
             "-cp", self._jars.classpath,
         ]  # fmt: skip
 

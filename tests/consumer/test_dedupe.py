@@ -1,24 +1,15 @@
-"""Dedupe by event id: TTL, partitions kept apart, bounded memory, and rebuilding from the log."""
+"""Dedupe by event id: TTL, partitions kept apart, bounded memory, one clock (record time).
+
+Rebuilding the history from the log is in test_dedupe_rebuild.py."""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.dedupe import (
-    DedupeIndex,
-    DedupeRebuildError,
-    PartitionDedupe,
-    rebuild_partition,
-)
-from consumer.errors import ConfigurationError, ConsumerError
-from schemas.codec import EventCodec
-from schemas.model import InteractionCompleted
-from schemas.topics import HEADER_EVENT_ID, HEADER_REPLAY_COUNT
-from support.kafka import TopicFactory
+from consumer.dedupe import DedupeIndex, PartitionDedupe
+from consumer.errors import ConfigurationError
+from schemas.model import MAX_CLOCK_SKEW_S
+from support.clock import FakeTime
 
 HOUR_MS = 3_600_000
 T0 = 1_764_000_000_000  # some instant in epoch ms
@@ -137,164 +128,52 @@ def test_a_rebuilt_history_is_loaded_into_its_partition() -> None:
     assert index.size("orders", 3) == 2
 
 
-# --- rebuilding from the partition ---------------------------------------------------------------
+# --- one clock: record timestamps, bounded by the wall clock -----------------------------------
+
+DAY_MS = 24 * HOUR_MS
+SKEW_MS = MAX_CLOCK_SKEW_S * 1000
 
 
-def test_an_unreachable_broker_fails_within_the_timeout() -> None:
-    started = time.monotonic()
-    with pytest.raises(DedupeRebuildError) as caught:
-        rebuild_partition("127.0.0.1:1", "t", 0, until_offset=10, since_ms=0, timeout_s=1.0)
-    assert time.monotonic() - started < 5.0
-    assert isinstance(caught.value, ConsumerError)
-    assert caught.value.partial == {}
+def test_a_backlog_twice_the_ttl_old_is_deduped_like_a_live_stream() -> None:
+    """The wall clock is two TTLs past every record: it plays no part in the decision."""
+    wall = FakeTime(start=(T0 + 2 * HOUR_MS) / 1000)
+    dedupe = PartitionDedupe(ttl_s=3600, wall_clock=wall)
+    dedupe.remember("e-1", T0)
+    assert dedupe.is_duplicate("e-1", T0 + 59 * 60_000)
+    assert not dedupe.is_duplicate("e-1", T0 + HOUR_MS)
+    wall.now += 3 * 3600  # the consumer keeps falling behind: same answers
+    dedupe.remember("e-2", T0 + HOUR_MS)
+    assert dedupe.is_duplicate("e-2", T0 + HOUR_MS + 1_000)
 
 
-def test_nothing_committed_means_nothing_to_read() -> None:
-    # No broker is contacted at all: the address is never dialled.
-    assert rebuild_partition("127.0.0.1:1", "t", 0, until_offset=0, since_ms=0) == {}
+def test_one_future_dated_record_does_not_switch_dedupe_off() -> None:
+    """A producer stamped one record 30 days ahead: it moves stream time by at most the
+    allowed skew, so the ids around it stay remembered for their TTL."""
+    wall = FakeTime(start=T0 / 1000)
+    dedupe = PartitionDedupe(ttl_s=3600, wall_clock=wall)
+    dedupe.remember("before", T0 - 60_000)
+    dedupe.remember("from-the-future", T0 + 30 * DAY_MS)
+    dedupe.remember("after", T0 + 1_000)
+    wall.now += 60
+    assert dedupe.is_duplicate("before", T0 + 60_000)
+    assert dedupe.is_duplicate("after", T0 + 61_000)
+    assert dedupe.is_duplicate("from-the-future", T0 + 61_000)
+    assert dedupe.size == 3
 
 
-def event_bytes(event_id: str) -> bytes:
-    event = InteractionCompleted(
-        event_id=event_id,
-        customer_id="C-1",
-        contact_id="contact-1",
-        channel="voice",
-        started_at=datetime(2026, 11, 28, 10, 15, tzinfo=UTC),
-        completed_at=datetime(2026, 11, 28, 10, 21, tzinfo=UTC),
-        tags=[],
-    )
-    return EventCodec("interactions").encode(event)
+def test_a_future_dated_id_is_kept_for_a_ttl_of_the_bound_not_of_its_claim() -> None:
+    wall = FakeTime(start=T0 / 1000)
+    dedupe = PartitionDedupe(ttl_s=3600, wall_clock=wall)
+    dedupe.remember("from-the-future", T0 + 30 * DAY_MS)  # taken as T0 + the skew
+    wall.now += 2 * 3600
+    assert dedupe.is_duplicate("from-the-future", T0 + SKEW_MS + HOUR_MS - 1)
+    assert not dedupe.is_duplicate("from-the-future", T0 + SKEW_MS + HOUR_MS)
+    assert dedupe.size == 0
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[int, str, bytes, int, bool]]) -> int:
-    """(partition, event id or "", value, timestamp, replayed) each, in order; returns the
-    offset after the last record written to partition 0 (what a commit after it would be)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    written: list[tuple[int, int]] = []
-
-    def delivered(error: KafkaError | None, message: Message) -> None:
-        assert error is None, error
-        written.append((message.partition() or 0, message.offset() or 0))
-
-    for partition, event_id, value, timestamp, replayed in records:
-        headers: list[tuple[str, str | bytes | None]] = []
-        if event_id:
-            headers.append((HEADER_EVENT_ID, event_id.encode()))
-        if replayed:
-            headers.append((HEADER_REPLAY_COUNT, b"1"))
-        producer.produce(
-            topic,
-            value=value,
-            key=b"C-1",
-            partition=partition,
-            timestamp=timestamp,
-            headers=headers,
-            on_delivery=delivered,
-        )
-    assert producer.flush(30) == 0
-    assert len(written) == len(records)
-    return max((offset + 1 for partition, offset in written if partition == 0), default=0)
-
-
-@pytest.mark.kafka
-def test_rebuild_returns_exactly_the_finished_ids_within_the_window(
-    kafka_bootstrap: str, topics: TopicFactory
-) -> None:
-    topic = topics.create("dedupe-rebuild", partitions=2)
-    since = int(time.time() * 1000) - 10 * 60_000
-    header_only = b"opaque bytes: the header is enough"
-    finished = [
-        (0, "too-old", header_only, since - 60_000, False),  # offset 0: before the window
-        (0, "kept-1", header_only, since + 1_000, False),
-        (0, "", event_bytes("from-value"), since + 2_000, False),  # no header: read the value
-        (0, "", b"\x00\x00garbage", since + 3_000, False),  # neither: poison, skipped
-        (0, "replayed", header_only, since + 4_000, True),  # dead-lettered and replayed
-        (0, "late-but-old", header_only, since - 30_000, False),  # in range, stamped too early
-        (0, "kept-1", header_only, since + 5_000, False),  # a duplicate that was finished too
-        (0, "kept-2", header_only, since + 6_000, False),  # offset 7: the last finished one
-        (1, "other-partition", header_only, since + 1_500, False),
-    ]
-    committed = produce(kafka_bootstrap, topic, finished)
-    assert committed == 8
-    produce(
-        kafka_bootstrap,
-        topic,
-        [
-            (0, "not-finished-yet", header_only, since + 7_000, False),
-            (0, "", event_bytes("not-finished-either"), since + 8_000, False),
-        ],
-    )
-
-    ids = rebuild_partition(
-        kafka_bootstrap, topic, 0, until_offset=committed, since_ms=since, timeout_s=30
-    )
-
-    assert ids == {
-        "kept-1": since + 5_000,
-        "from-value": since + 2_000,
-        "replayed": since + 4_000,
-        "kept-2": since + 6_000,
-    }
-
-
-@pytest.mark.kafka
-def test_rebuild_stops_at_the_committed_offset_even_after_a_transaction_marker(
-    kafka_bootstrap: str, topics: TopicFactory
-) -> None:
-    """The commit marker of a transaction takes an offset no consumer ever sees; a committed
-    offset just past it must still end the read there, not at the next record."""
-    topic = topics.create("dedupe-txn", partitions=1)
-    now = int(time.time() * 1000)
-    producer = Producer(
-        {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"{topic}-writer"}
-    )
-    producer.init_transactions(30)
-    producer.begin_transaction()
-    for number in range(3):  # offsets 0..2, the commit marker at 3
-        producer.produce(
-            topic,
-            value=b"x",
-            partition=0,
-            timestamp=now - 1_000 + number,
-            headers=[(HEADER_EVENT_ID, f"in-txn-{number}".encode())],
-        )
-    producer.commit_transaction(30)
-    committed = 4
-    produce(kafka_bootstrap, topic, [(0, "after-the-marker", b"x", now, False)])  # offset 4
-
-    ids = rebuild_partition(
-        kafka_bootstrap, topic, 0, until_offset=committed, since_ms=now - HOUR_MS, timeout_s=30
-    )
-    assert sorted(ids) == ["in-txn-0", "in-txn-1", "in-txn-2"]
-
-
-@pytest.mark.kafka
-def test_empty_ranges_come_back_empty_without_waiting(
-    kafka_bootstrap: str, topics: TopicFactory
-) -> None:
-    topic = topics.create("dedupe-empty", partitions=2)
-    now = int(time.time() * 1000)
-    produce(
-        kafka_bootstrap,
-        topic,
-        [(0, f"old-{n}", b"x", now - 2 * HOUR_MS + n, False) for n in range(5)]
-        + [(0, "recent", b"x", now - 1_000, False)],
-    )
-    cases = [
-        ("every record older than the window", 0, 6, now),
-        ("committed before the window starts", 0, 5, now - 60_000),
-        ("a partition with no records", 1, 3, now - HOUR_MS),
-    ]
-    for name, partition, until_offset, since_ms in cases:
-        started = time.monotonic()
-        ids = rebuild_partition(
-            kafka_bootstrap,
-            topic,
-            partition,
-            until_offset=until_offset,
-            since_ms=since_ms,
-            timeout_s=20,
-        )
-        assert ids == {}, name
-        assert time.monotonic() - started < 5.0, name
+def test_the_index_passes_its_wall_clock_to_every_partition() -> None:
+    wall = FakeTime(start=T0 / 1000)
+    index = DedupeIndex(ttl_s=3600, wall_clock=wall)
+    index.remember("orders", 0, "before", T0)
+    index.remember("orders", 0, "from-the-future", T0 + 30 * DAY_MS)
+    assert index.is_duplicate("orders", 0, "before", T0 + 1_000)

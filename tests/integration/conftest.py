@@ -11,6 +11,7 @@ import pytest
 
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
+from support.dlq import DlqTool
 from support.kafka import TopicFactory
 
 
@@ -57,3 +58,16 @@ def group(
     yield consumers
     codes = consumers.stop_all()
     assert codes == dict.fromkeys(codes, 0), f"a consumer did not stop cleanly: {codes}"
+
+
+@pytest.fixture
+def dlq(kafka_bootstrap: str, pipeline_topics: Topics, group_id: str, run_dir: Path) -> DlqTool:
+    """``segstream-dlq`` on the test's dead-letter topic, with a replay group of its own; a dry
+    run reads the customer state of the test's consumer group."""
+    return DlqTool(
+        bootstrap=kafka_bootstrap,
+        dead_letter_topic=pipeline_topics.dead_letters,
+        group_id=f"{pipeline_topics.dead_letters}-replay",
+        run_dir=run_dir,
+        consumer_group_id=group_id,
+    )

@@ -3,11 +3,14 @@ after its partition moved to another instance (the new owner rebuilds the histor
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sandbox.records import make_event, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator, event_id_of
+from support.metrics import metric
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.kafka
@@ -79,3 +82,31 @@ def test_a_duplicate_after_its_partition_moved_to_another_instance_is_skipped(
     )
     eventually_sync(lambda: all(written(crm, m.event_id) for m in markers), timeout=60)
     assert {e.event_id: len(requests_for(crm, e.event_id)) for e in originals} == calls
+
+
+def test_a_duplicate_after_a_restart_is_skipped_while_the_consumer_lags_twice_the_ttl(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    """Every record is two TTLs old when it is read (written with timestamps that far back):
+    the restarted owner still rebuilds the TTL before its committed offset, so dedupe itself
+    (not only the customer state behind it) catches the copy."""
+    ttl_s = 60
+    written_at = int(time.time() * 1000) - 2 * ttl_s * 1000 - 5_000
+    original = make_event("C-lag", 1)
+    produce(kafka_bootstrap, pipeline_topics.events, [original], timestamps_ms=[written_at])
+    first = group.start(dedupe_ttl_s=ttl_s)
+    eventually_sync(lambda: written(crm, original.event_id), timeout=30)
+    assert first.stop() == 0
+    calls = len(requests_for(crm, original.event_id))
+
+    marker = make_event(original.customer_id, 2)
+    produce(
+        kafka_bootstrap,
+        pipeline_topics.events,
+        [original, marker],
+        timestamps_ms=[written_at + 5_000, written_at + 6_000],  # the copy within the TTL
+    )
+    group.start(dedupe_ttl_s=ttl_s)
+    eventually_sync(lambda: written(crm, marker.event_id), timeout=60)
+    assert metric(group.metrics_urls[-1], "segstream_consumer_dedupe_hits_total") == 1
+    assert len(requests_for(crm, original.event_id)) == calls

@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.kafka.cli import describe_group_offsets
 from sandbox.records import ids_by_customer, interleaved_events, make_event, produce, produce_raw
+from sandbox.secrets import new_bearer_token
 from schemas.codec import SingleObjectCodec
 from schemas.topics import DLQ_HEADER_PREFIX
 from support.consumers import ConsumerGroup
@@ -75,6 +76,12 @@ def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flow
         assert headers[f"{DLQ_HEADER_PREFIX}offset"] == str(offset).encode()
         assert headers[f"{DLQ_HEADER_PREFIX}group"]
         assert headers[f"{DLQ_HEADER_PREFIX}error.message"]
+    # The CRM's error text echoes the customer; the context keeps its status and code only.
+    sink_message = dict(by_key[b"REJECT-1"].headers() or [])[f"{DLQ_HEADER_PREFIX}error.message"]
+    assert b"422" in sink_message
+    assert b"'rejected'" in sink_message
+    assert b"REJECT-1" not in sink_message
+    assert "rejected by a CRM business rule" not in group.instances[0].log_text()
     # The original record travels unchanged: value and original headers.
     assert by_key[b"C-garbage"].value() == b"\x7b\x01not-avro"
     assert dict(by_key[b"C-garbage"].headers() or [])["source"] == b"test"
@@ -164,7 +171,7 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_consumer_before_its_offs
 
     instance = consumers.start(dead_letter_timeout_ms=3000)
     try:
-        assert instance.process.wait(60) == 2
+        assert instance.process.wait(60) == 3  # a fatal condition, not a setting
     finally:
         instance.stop()
     assert "dead-letter topic did not acknowledge" in instance.log_text()
@@ -172,3 +179,27 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_consumer_before_its_offs
     assert row.committed is not None
     assert row.committed <= poison_offset  # the poison record will be read again
     assert before.event.event_id in update_keys(crm)
+
+
+def test_a_rotated_token_is_read_from_its_file_on_the_first_401(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    """Issue 11 §6: the consumer read its token once; after a rotation (Kubernetes updates the
+    mounted file, the CRM accepts only the new token) it was refused forever."""
+    events = interleaved_events(customers=20, total=200, seed=3)
+    first, second = events[:100], events[100:]
+    produce(kafka_bootstrap, pipeline_topics.events, first)
+    consumer = group.start()  # re-reads on schedule only every 60 s (the default)
+    eventually_sync(lambda: len(crm.applied()) >= len(first), timeout=60)
+
+    new_token = new_bearer_token()
+    crm.rotate_token(new_token)
+    produce(kafka_bootstrap, pipeline_topics.events, second)
+
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=60)
+    assert crm.event_ids_by_customer() == ids_by_customer(events)
+    assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+    assert any(r["status"] == 401 for r in crm.requests()), "the old token was never refused"
+    log = consumer.log_text()
+    assert "CRM token changed in its file" in log
+    assert new_token not in log

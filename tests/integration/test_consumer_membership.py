@@ -8,10 +8,20 @@ import pytest
 from sandbox.records import make_event, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
-from support.metrics import metric
+from support.metrics import metric, sample
 from support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def rebalances(url: str) -> dict[str, float]:
+    """Rebalance callbacks by kind; every kind must be on the page (a missing series is not 0)."""
+    counts = {}
+    for kind in ("assign", "revoke"):
+        value = sample(url, "segstream_consumer_rebalances_total", kind=kind)
+        assert value is not None, f"no rebalances_total{{kind={kind!r}}} on {url}"
+        counts[kind] = value
+    return counts
 
 
 def test_a_static_member_restarts_without_moving_partitions(
@@ -29,7 +39,7 @@ def test_a_static_member_restarts_without_moving_partitions(
         ]
 
     eventually_sync(settled, timeout=60)
-    b_rebalances = metric(b_url, "segstream_consumer_rebalances_total", kind="revoke")
+    b_before = rebalances(b_url)
 
     assert first.stop() == 0
     restarted = group.start(group_instance_id="consumer-a", **static)
@@ -42,6 +52,33 @@ def test_a_static_member_restarts_without_moving_partitions(
     events = [make_event(f"C-static-{n}", 1) for n in range(24)]
     produce(kafka_bootstrap, pipeline_topics.events, events)
     eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=30)
-    assert metric(b_url, "segstream_consumer_rebalances_total", kind="revoke") == b_rebalances
-    assert metric(b_url, "segstream_consumer_assigned_partitions") == 6
+    # B took nothing over while A was away and gave nothing back when it returned: with dynamic
+    # membership A's leaving assigns its 6 partitions to B and its return revokes them.
+    assert rebalances(b_url) == b_before
+    assert sample(b_url, "segstream_consumer_assigned_partitions") == 6
     assert restarted.process.poll() is None
+
+
+def test_a_second_instance_with_the_same_instance_id_fences_the_first_which_exits_3(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    """Issue 8 §7: the fenced instance kept polling and owned nothing; it must stop, saying why."""
+    static = {"group_instance_id": "consumer-a", "session_timeout_ms": 30_000}
+    first = group.start(**static)
+    eventually_sync(
+        lambda: metric(group.metrics_urls[0], "segstream_consumer_assigned_partitions") == 12,
+        timeout=60,
+    )
+    second = group.start(**static)
+
+    assert first.process.wait(60) == 3
+    log = first.log_text()
+    assert "fenced" in log
+    assert "consumer-a" in log  # which id is shared, so an operator can find the other one
+    # The newcomer owns the group's partitions and does the work.
+    events = [make_event(f"C-fenced-{n}", 1) for n in range(24)]
+    produce(kafka_bootstrap, pipeline_topics.events, events)
+    eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=60)
+    assert second.process.poll() is None
+    first.stop()  # already exited: the group fixture expects only the survivor to exit 0
+    group.instances.remove(first)

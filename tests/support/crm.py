@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_secret_file, new_bearer_token
 from support.services import ServiceProcess
+from support.waiting import eventually_sync
 
 # The consumer's Idempotency-Key of a request is the event id, then "~r{n}" for its n-th replay,
 # then ":create" / ":update" for the steps after a 404 (README: "What a record goes through").
@@ -80,15 +82,22 @@ class CrmSimulator:
     def stats(self) -> dict[str, Any]:
         return dict(self._get("/_sim/stats"))
 
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
+    def _post(self, path: str, body: Any) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 - loopback
-            self.url + "/_sim/faults",
-            data=json.dumps(changes).encode(),
+            self.url + path,
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return dict(json.load(response))
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        return self._post("/_sim/faults", changes)
+
+    def reset(self) -> None:
+        """Forget every customer, write, request and idempotency key (faults stay)."""
+        self._post("/_sim/reset", {})
 
     def create_customer(self, customer_id: str) -> None:
         """Create a customer the way a CRM user would (with the bearer token)."""
@@ -103,6 +112,16 @@ class CrmSimulator:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             if response.status != 201:
                 raise RuntimeError(f"create {customer_id}: {response.status}")
+
+    def rotate_token(self, new_token: str) -> None:
+        """Revoke the token for a new one: the simulator accepts only ``new_token`` from now.
+        The token file (shared with consumers started with it) holds the new one."""
+        reloads = self.process.log_text().count("bearer token reloaded")
+        self.token_file.write_text(new_token)
+        self.process.process.send_signal(signal.SIGHUP)
+        eventually_sync(
+            lambda: self.process.log_text().count("bearer token reloaded") > reloads, timeout=10
+        )
 
     def stop(self) -> int:
         return self.process.stop()

@@ -6,8 +6,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 
 @dataclass
@@ -29,13 +36,26 @@ class TopicFactory:
         return name
 
 
-def read_all(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> list[Message]:
-    """Every record now in ``topic``, from the start to the high watermark of each partition."""
+def read_all(
+    bootstrap_servers: str,
+    topic: str,
+    timeout: float = 20.0,
+    *,
+    isolation_level: str = "read_committed",
+) -> list[Message]:
+    """Every record now in ``topic``, from the start to the end of each partition (its last
+    stable offset for ``read_committed``, the high watermark for ``read_uncommitted``).
+
+    The end is found by librdkafka's end-of-partition event, not by the last record's offset: in
+    a topic written with transactions the last offsets hold commit markers, never delivered.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": isolation_level,
         }
     )
     try:
@@ -47,15 +67,23 @@ def read_all(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> list[
             ends[partition] = _high_watermark(consumer, TopicPartition(topic, partition), deadline)
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         records: list[Message] = []
-        positions = dict.fromkeys(partitions, 0)
-        while any(positions[p] < ends[p] for p in partitions):
+        unfinished = {p for p in partitions if ends[p] > 0}
+        while unfinished:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read {len(records)} records of {topic}; want up to {ends}")
             message = consumer.poll(0.5)
-            if message is None or message.error():
+            if message is None:
                 continue
-            records.append(message)
-            positions[message.partition()] = message.offset() + 1
+            partition, offset = message.partition(), message.offset()
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF and offset >= ends[partition]:
+                    unfinished.discard(partition)
+                continue
+            if offset < ends[partition]:
+                records.append(message)
+            if offset + 1 >= ends[partition]:
+                unfinished.discard(partition)
         return records
     finally:
         consumer.close()
@@ -74,3 +102,33 @@ def _high_watermark(consumer: Consumer, partition: TopicPartition, deadline: flo
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no watermark for {partition}: {exc}") from exc
             time.sleep(0.1)
+
+
+def end_offsets(bootstrap_servers: str, timeout: float = 30.0) -> dict[tuple[str, int], int]:
+    """Admin API: the end offset (high watermark) of every partition of every topic."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    metadata = admin.list_topics(timeout=timeout)
+    wanted = {
+        TopicPartition(name, partition): OffsetSpec.latest()
+        for name, topic in metadata.topics.items()
+        for partition in topic.partitions
+    }
+    futures = admin.list_offsets(wanted, request_timeout=timeout)
+    return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+
+def committed_offsets(
+    bootstrap_servers: str, timeout: float = 30.0
+) -> dict[str, dict[tuple[str, int], tuple[int, str | None]]]:
+    """Admin API: every consumer group's committed offsets, with their metadata."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    listing = admin.list_consumer_groups(request_timeout=timeout).result()
+    groups: dict[str, dict[tuple[str, int], tuple[int, str | None]]] = {}
+    for group in listing.valid:
+        request = [ConsumerGroupTopicPartitions(group.group_id)]
+        for future in admin.list_consumer_group_offsets(request).values():
+            groups[group.group_id] = {
+                (tp.topic, tp.partition): (tp.offset, tp.metadata)
+                for tp in future.result().topic_partitions
+            }
+    return groups

@@ -17,6 +17,7 @@ from confluent_kafka import Message
 from prometheus_client import CollectorRegistry
 
 from consumer.breaker import CircuitBreaker
+from consumer.clients import KafkaClients
 from consumer.deadletter import DeadLetterPublisher, Failure
 from consumer.dedupe import DedupeIndex
 from consumer.metrics import ConsumerMetrics
@@ -108,7 +109,7 @@ async def in_process_consumer(
         states=states,
         dedupe=DedupeIndex(),
         metrics=metrics,
-        bootstrap_servers="127.0.0.1:1",  # never dialled: nothing here rebuilds from Kafka
+        clients=KafkaClients("127.0.0.1:1"),  # never dialled: nothing here rebuilds from Kafka
         dedupe_ttl_s=3600,
     )
     return InProcessConsumer(processor, sink, dead_letters, states, metrics)

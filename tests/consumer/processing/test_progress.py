@@ -25,6 +25,7 @@ def test_a_slow_record_holds_the_position_while_later_ones_finish() -> None:
     for later in (12, 13, 14):
         progress.finish(later)
     assert progress.commit_position == 11  # 11 is still running
+    assert progress.unfinished == 1  # 12-14 are done: they wait for 11 but are not in flight
     progress.finish(11)
     assert progress.commit_position == 15
     assert progress.unfinished == 0

@@ -236,7 +236,7 @@ async def test_reject_prefix_is_422_and_changes_nothing(start_crm: StartCrm) -> 
     assert (await create(crm, "BAD-1")).status == 201
     response = await update(crm, update_body("BAD-1"), key="evt-bad")
     body = await assert_error(response, 422, "rejected")
-    assert body["detail"] == "rejected by a CRM business rule"
+    assert body["detail"] == "customer 'BAD-1' rejected by a CRM business rule"
     record = await customer(crm, "BAD-1")
     assert record is not None
     assert record["version"] == 0
