@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: every benchmark below, then docs/PERFORMANCE.md and its plots (about 40 min; not in `test`)
+## bench: every benchmark below, then docs/PERFORMANCE.md and its plots (about 25 min; not in `test`)
 bench: $(STAMP)
 	$(BIN)/python -m bench.report run $(BENCH_ARGS)
 
