@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 DEPLOY_STAMP := $(VENV)/.installed-deploy
 
-.PHONY: help run test test-fast lint format clean bench-consumer bench-bridge bench-state deploy-check deploy-generate
+.PHONY: help run test test-fast lint format clean bench bench-latency bench-consumer bench-scaling bench-failover bench-state bench-memory bench-ratelimit bench-bridge bench-profile deploy-check deploy-generate
 .DEFAULT_GOAL := help
 
 ## help: this list
@@ -17,7 +17,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 ## run: local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), CRM simulator, bridge, consumer
@@ -38,17 +38,45 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## bench: every benchmark below, then docs/PERFORMANCE.md and its plots (about 25 min; not in `test`)
+bench: $(STAMP)
+	$(BIN)/python -m bench.report run $(BENCH_ARGS)
+
+## bench-latency: end-to-end latency (record timestamp -> CRM) against rate, vs a policy-free consumer
+bench-latency: $(STAMP)
+	$(BIN)/python -m bench.latency $(BENCH_ARGS)
+
 ## bench-consumer: segstream's consumer vs a naive one-at-a-time consumer and a bare aiohttp client
 bench-consumer: $(STAMP)
-	$(BIN)/python -m bench.consumer
+	$(BIN)/python -m bench.consumer $(BENCH_ARGS)
 
-## bench-state: customer-state memory per customer and restore time, 1,000,000 customers
+## bench-scaling: group throughput with 1, 2 and 3 consumer instances
+bench-scaling: $(STAMP)
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
+
+## bench-failover: pause in the flow after one of two instances is killed (SIGKILL)
+bench-failover: $(STAMP)
+	$(BIN)/python -m bench.failover $(BENCH_ARGS)
+
+## bench-state: customer-state restore and dedupe rebuild time and memory (BENCH_ARGS="--sweep 10000,100000")
 bench-state: $(STAMP)
 	$(BIN)/python -m bench.state $(BENCH_ARGS)
+
+## bench-memory: the consumer's memory with its in-flight bound full
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.memory $(BENCH_ARGS)
+
+## bench-ratelimit: a group's write rate against its configured CRM rate, and its 429s
+bench-ratelimit: $(STAMP)
+	$(BIN)/python -m bench.ratelimit $(BENCH_ARGS)
 
 ## bench-bridge: durable 202/s of the bridge vs the same app without Kafka (vegeta; not in `test`)
 bench-bridge: $(STAMP)
 	$(BIN)/python -m bench.bridge $(BENCH_ARGS)
+
+## bench-profile: py-spy profiles of the consumer and the bridge under load
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.profile $(BENCH_ARGS)
 
 $(DEPLOY_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'

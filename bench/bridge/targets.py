@@ -20,17 +20,27 @@ from sandbox.generator.population import ZipfCustomers
 EVENTS_PATH = "/v1/interactions/completed"
 
 
-def write_signed_targets(path: Path, url: str, secret: str, count: int, seed: int = 7) -> int:
-    """``count`` signed requests to ``url``; returns the mean body size in bytes."""
+def write_signed_targets(
+    path: Path,
+    url: str,
+    secret: str,
+    count: int,
+    seed: int = 7,
+    *,
+    customers: int = 5000,
+    exponent: float = 1.1,
+) -> int:
+    """``count`` signed requests to ``url`` about ``customers`` customers picked with a Zipf
+    ``exponent``; returns the mean body size in bytes. Event ids are new on every call."""
     rng = random.Random(seed)
-    customers = ZipfCustomers(5000, 1.1, rng)
+    population = ZipfCustomers(customers, exponent, rng)
     webhook = Webhook(secret)
     now = datetime.now(UTC)
     timestamp = str(int(now.timestamp()))
     total = 0
     with path.open("w", encoding="utf-8") as out:
         for seq in range(1, count + 1):
-            event = valid_event(customers.pick(), seq, "bench", rng)
+            event = valid_event(population.pick(), seq, "bench", rng)
             total += len(event.body)
             target = {
                 "method": "POST",
