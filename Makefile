@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 DEPLOY_STAMP := $(VENV)/.installed-deploy
+# Test processes (pytest-xdist), each with its own broker. The integration tests mostly wait
+# (for brokers, group joins, retry timers), so three share two cores well; the `serial` ones,
+# whose pass/fail line is a rate, run alone afterwards.
+TEST_WORKERS ?= 3
 
 .PHONY: help run test test-fast lint format clean bench bench-latency bench-consumer bench-scaling bench-failover bench-state bench-memory bench-ratelimit bench-bridge bench-profile deploy-check deploy-generate
 .DEFAULT_GOAL := help
@@ -26,11 +30,12 @@ run: $(STAMP)
 
 ## test: unit tests and real-broker integration tests (every marker but deploy: see deploy-check)
 test: $(STAMP)
-	$(BIN)/pytest -m "not deploy" --ignore=tests/deploy
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not deploy and not serial" --ignore=tests/deploy
+	$(BIN)/pytest -m "serial and not deploy" --ignore=tests/deploy
 
 ## test-fast: what needs no broker
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not kafka and not slow and not deploy" --ignore=tests/deploy
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not kafka and not slow and not deploy" --ignore=tests/deploy
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: $(STAMP)

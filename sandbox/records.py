@@ -66,6 +66,17 @@ class Produced:
     offset: int
 
 
+def record_headers(
+    event: InteractionCompleted, codec: EventCodec
+) -> list[tuple[str, str | bytes | None]]:
+    """The headers the bridge puts on a record (``source`` is ``test``)."""
+    return [
+        (HEADER_EVENT_ID, event.event_id.encode()),
+        (HEADER_CONTENT_TYPE, codec.content_type.encode()),
+        (HEADER_SOURCE, b"test"),
+    ]
+
+
 def produce(
     bootstrap_servers: str,
     topic: str,
@@ -108,11 +119,7 @@ def produce(
                     topic,
                     key=event.customer_id.encode(),
                     value=codec.encode(event),
-                    headers=[
-                        (HEADER_EVENT_ID, event.event_id.encode()),
-                        (HEADER_CONTENT_TYPE, codec.content_type.encode()),
-                        (HEADER_SOURCE, b"test"),
-                    ],
+                    headers=record_headers(event, codec),
                     on_delivery=acked(index),
                     timestamp=0 if timestamps_ms is None else timestamps_ms[index],
                 )

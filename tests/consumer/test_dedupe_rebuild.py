@@ -254,7 +254,7 @@ def test_a_rebuild_cut_short_keeps_the_newest_ids(
 ) -> None:
     topic = topics.create("dedupe-partial", partitions=1)
     now = int(time.time() * 1000)
-    count = 200
+    count = 60
     committed = produce(
         kafka_bootstrap,
         topic,
@@ -268,7 +268,7 @@ def test_a_rebuild_cut_short_keeps_the_newest_ids(
     with pytest.raises(DedupeRebuildError) as caught:
         rebuild_partition(
             clients, topic, 0, until_offset=committed, ttl_s=3600, chunk_offsets=5,
-            timeout_s=40, clock=SteppingClock(1.0),
+            timeout_s=12, clock=SteppingClock(1.0),
         )  # fmt: skip
     partial = sorted(caught.value.partial)
     assert 0 < len(partial) < count

@@ -17,6 +17,7 @@ from support.waiting import eventually_sync
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+@pytest.mark.xdist_group("kafka_cluster3")  # one three-node cluster per run
 def test_a_killed_broker_loses_nothing_and_keeps_order(
     kafka_cluster3: LocalKafka, crm: CrmSimulator, group_id: str, run_dir: Path
 ) -> None:

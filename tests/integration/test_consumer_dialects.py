@@ -92,6 +92,7 @@ def test_retry_after_as_an_http_date_is_honoured(
             assert _ms(answered[n + 1]["received_at"]) >= resume_at - 10, (answer, answered[n + 1])
 
 
+@pytest.mark.serial  # the CRM's bucket holds 200 ms: a stall of a loaded machine is a clump of 429s
 @pytest.mark.parametrize("dialect", ["ratelimit", "x-ratelimit-delta", "x-ratelimit-epoch", "none"])
 def test_rate_limit_headers_pace_the_consumer_before_any_429(
     kafka_bootstrap: str,
@@ -102,23 +103,25 @@ def test_rate_limit_headers_pace_the_consumer_before_any_429(
 ) -> None:
     # The CRM takes 25 requests/s; the group is configured for 400/s.
     crm.set_faults(rate_limit_per_s=25, rate_limit_burst=5, rate_limit_headers=dialect)
-    events = interleaved_events(customers=40, total=200, seed=11)
+    events = interleaved_events(customers=40, total=100, seed=11)
     produce(kafka_bootstrap, pipeline_topics.events, events)
     group.start(crm_rate_limit_per_s=400, crm_rate_burst=20)
     eventually_sync(lambda: all_applied(crm, events), timeout=120)
     assert_every_effect(crm, events, kafka_bootstrap, pipeline_topics.dead_letters)
     answered = crm.requests()
-    first = _ms(answered[0]["received_at"])
     # Before its first answer the consumer knows nothing of the CRM's limit: its first burst
-    # (up to the configured 20) may meet the CRM's bucket of 5. After that, the headers pace it.
-    later = [r["status"] for r in answered if _ms(r["received_at"]) > first + 200]
+    # (up to the configured 20, which may reach the CRM in pieces as partitions are fetched)
+    # may meet the CRM's bucket of 5. From 100 ms after that answer, the headers pace it.
+    learned = min(_ms(r["answered_at"]) for r in answered) + 100
+    later = [r["status"] for r in answered if _ms(r["received_at"]) > learned]
     throttled = later.count(429)
+    when = [round(_ms(r["received_at"]) - learned) for r in answered if r["status"] == 429]
     if dialect == "none":
         # Without headers the consumer learns the limit only from 429s (AIMD): the contrast
-        # (measured: 273 of ~500 requests after the first 200 ms).
+        # (measured: 273 of ~500 requests after the first 200 ms with 200 events).
         assert throttled > 20, (throttled, len(later))
     else:
-        assert throttled <= 3, (throttled, len(later))
+        assert throttled <= 3, f"{throttled} of {len(later)}; 429s at (ms after learning) {when}"
 
 
 def test_a_moved_crm_opens_the_circuit_and_dead_letters_nothing(

@@ -100,6 +100,7 @@ def test_min_insync_above_the_replication_factor_is_refused_as_a_setting(
     assert our_topics(kafka_bootstrap, topic) == []
 
 
+@pytest.mark.xdist_group("kafka_cluster3")  # one three-node cluster per run
 @pytest.mark.slow
 def test_the_defaults_on_three_brokers_give_three_replicas_and_min_insync_two(
     kafka_cluster3: LocalKafka,

@@ -40,7 +40,7 @@ def dead_letters(
     traffic, which then stops (so only the tool touches Kafka afterwards)."""
     crm.set_faults(reject_customer_prefix="REJ-")
     events = [make_event(f"REJ-{n % 10:02d}", n // 10 + 1) for n in range(REJECTED)]
-    with steady_traffic(kafka_bootstrap, pipeline_topics.events):
+    with steady_traffic(kafka_bootstrap, pipeline_topics.events, interval_s=0.05):
         produce(kafka_bootstrap, pipeline_topics.events, events)
         group.start()
         dead = eventually_sync(

@@ -51,7 +51,7 @@ def check(auth: Authenticator, headers: CIMultiDict[str], body: bytes = BODY) ->
     return credentials
 
 
-@pytest.mark.parametrize("secret", [OLD, NEW])
+@pytest.mark.parametrize("secret", [OLD, NEW], ids=["old", "new"])
 def test_during_rotation_both_secrets_are_accepted(secret: str) -> None:
     assert check(authenticator([OLD, NEW]), signed(secret)) is Credentials.SIGNATURE
 

@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sandbox.records import make_event, produce
+from confluent_kafka import Producer
+
+from sandbox.records import make_event, record_headers
+from schemas.codec import EventCodec
 
 
 @dataclass
@@ -25,15 +28,25 @@ class Traffic:
 def steady_traffic(
     bootstrap: str, topic: str, *, interval_s: float = 0.2, prefix: str = "FLOW-"
 ) -> Iterator[Traffic]:
-    """One healthy event for a new customer every ``interval_s`` while the block runs."""
+    """One healthy event for a new customer every ``interval_s`` while the block runs; every
+    one of them acknowledged by the broker when the block ends."""
     traffic = Traffic()
     stop = threading.Event()
+    codec = EventCodec(topic)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
 
     def run() -> None:
         number = 0
         while not stop.is_set():
             customer = f"{prefix}{number:05d}"
-            produce(bootstrap, topic, [make_event(customer, 1)])
+            event = make_event(customer, 1)
+            producer.produce(
+                topic,
+                key=customer.encode(),
+                value=codec.encode(event),
+                headers=record_headers(event, codec),
+            )
+            producer.poll(0)
             traffic.customers.append(customer)
             number += 1
             stop.wait(interval_s)
@@ -45,3 +58,5 @@ def steady_traffic(
     finally:
         stop.set()
         thread.join(timeout=30)
+        if producer.flush(30):
+            raise RuntimeError("steady traffic: records not acknowledged by the broker")
