@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ import yaml
 from consumer.settings import ConsumerSettings
 from schemas.topics import DEAD_LETTER_TOPIC, DLQ_AUDIT_TOPIC, INTERACTIONS_TOPIC, PARKED_TOPIC
 from support.deploy.images import DEPLOY, REPO
+from support.deploy.manifests import RENDERS, containers, of_kind, one, shared_settings
+from support.deploy.manifests import render as render_kustomization
 from support.deploy.tools import crd_schemas, tool
 
 pytestmark = pytest.mark.deploy
@@ -28,7 +29,6 @@ kubernetes_validate = pytest.importorskip(
     "kubernetes_validate", reason="pip install -e '.[deploy]'"
 )
 
-RENDERS = ["base", "overlays/production"]
 # The oldest Kubernetes the manifests are written for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 SCHEMA_LOCATION = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
@@ -37,45 +37,12 @@ DEFAULT_SHUTDOWN_DRAIN_S = ConsumerSettings.model_fields["shutdown_drain_s"].def
 
 @pytest.fixture(scope="module", params=RENDERS)
 def render(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [tool("kustomize"), "build", str(DEPLOY / "k8s" / request.param)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return render_kustomization(request.param)
 
 
 def _is_custom(doc: dict[str, Any]) -> bool:
     group = doc["apiVersion"].rpartition("/")[0]
     return "." in group and not group.endswith(".k8s.io")
-
-
-def _of_kind(render: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [doc for doc in render if doc["kind"] == kind]
-
-
-def _one(render: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    (found,) = [d for d in _of_kind(render, kind) if d["metadata"]["name"] == name]
-    return found
-
-
-def _settings(render: list[dict[str, Any]]) -> dict[str, str]:
-    """The shared ConfigMap of settings (its name carries kustomize's hash suffix)."""
-    (config,) = [
-        c
-        for c in _of_kind(render, "ConfigMap")
-        if c["metadata"]["name"].startswith("segstream-config")
-    ]
-    return dict(config["data"])
-
-
-def _containers(render: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for deployment in _of_kind(render, "Deployment"):
-        spec = deployment["spec"]["template"]["spec"]
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            yield f"{deployment['metadata']['name']}/{container['name']}", container
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -125,7 +92,7 @@ def test_a_custom_resource_with_a_misspelt_field_is_refused(tmp_path: Path) -> N
 
 
 def test_every_container_has_probes_requests_and_limits(render: list[dict[str, Any]]) -> None:
-    for name, container in _containers(render):
+    for name, container, _ in containers(render):
         assert {"livenessProbe", "readinessProbe"} <= container.keys(), name
         for bound in ("requests", "limits"):
             assert {"cpu", "memory"} <= container["resources"][bound].keys(), (name, bound)
@@ -133,7 +100,7 @@ def test_every_container_has_probes_requests_and_limits(render: list[dict[str, A
 
 
 def test_secrets_are_mounted_as_files(render: list[dict[str, Any]]) -> None:
-    for deployment in _of_kind(render, "Deployment"):
+    for deployment in of_kind(render, "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         secret_volumes = {v["name"] for v in spec["volumes"] if "secret" in v}
         for container in spec["containers"]:
@@ -149,7 +116,7 @@ def test_secrets_are_mounted_as_files(render: list[dict[str, Any]]) -> None:
 
 
 def test_the_consumer_drains_within_its_grace_period(render: list[dict[str, Any]]) -> None:
-    consumer = _one(render, "Deployment", "segstream-consumer")["spec"]["template"]["spec"]
+    consumer = one(render, "Deployment", "segstream-consumer")["spec"]["template"]["spec"]
     env = {e["name"]: e for e in consumer["containers"][0]["env"]}
     drain = float(
         env.get("SEGSTREAM_CONSUMER_SHUTDOWN_DRAIN_S", {}).get("value", DEFAULT_SHUTDOWN_DRAIN_S)
@@ -161,31 +128,24 @@ def test_the_consumer_drains_within_its_grace_period(render: list[dict[str, Any]
 
 
 def test_keda_scales_the_group_up_to_the_partition_count(render: list[dict[str, Any]]) -> None:
-    scaled = _one(render, "ScaledObject", "segstream-consumer")
+    scaled = one(render, "ScaledObject", "segstream-consumer")
     (trigger,) = scaled["spec"]["triggers"]
-    topics = {t["spec"]["topicName"]: t for t in _of_kind(render, "KafkaTopic")}
+    topics = {t["spec"]["topicName"]: t for t in of_kind(render, "KafkaTopic")}
     assert trigger["type"] == "kafka"
     assert (
         scaled["spec"]["maxReplicaCount"]
         == topics[trigger["metadata"]["topic"]]["spec"]["partitions"]
     )
-    (config,) = [
-        c
-        for c in _of_kind(render, "ConfigMap")
-        if c["metadata"]["name"].startswith("segstream-config")
-    ]
-    assert trigger["metadata"]["consumerGroup"] == config["data"]["SEGSTREAM_CONSUMER_GROUP_ID"]
+    assert (
+        trigger["metadata"]["consumerGroup"]
+        == shared_settings(render)["SEGSTREAM_CONSUMER_GROUP_ID"]
+    )
     assert scaled["spec"]["scaleTargetRef"]["name"] == "segstream-consumer"
 
 
 def test_the_topics_are_the_ones_the_services_use(render: list[dict[str, Any]]) -> None:
-    topics = {t["spec"]["topicName"]: t["spec"] for t in _of_kind(render, "KafkaTopic")}
-    (config,) = [
-        c
-        for c in _of_kind(render, "ConfigMap")
-        if c["metadata"]["name"].startswith("segstream-config")
-    ]
-    changelog = f"{config['data']['SEGSTREAM_CONSUMER_GROUP_ID']}-customer-state-changelog"
+    topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(render, "KafkaTopic")}
+    changelog = f"{shared_settings(render)['SEGSTREAM_CONSUMER_GROUP_ID']}-customer-state-changelog"
     assert set(topics) == {
         INTERACTIONS_TOPIC,
         DEAD_LETTER_TOPIC,
@@ -214,7 +174,7 @@ def test_the_prometheus_rule_is_generated_from_the_rules_file() -> None:
 
 
 def test_the_dashboard_config_map_carries_the_dashboard(render: list[dict[str, Any]]) -> None:
-    dashboard = _one(render, "ConfigMap", "segstream-dashboard")
+    dashboard = one(render, "ConfigMap", "segstream-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     source = (DEPLOY / "grafana/dashboards/segstream.json").read_text()
     assert json.loads(dashboard["data"]["segstream.json"]) == json.loads(source)
@@ -223,22 +183,18 @@ def test_the_dashboard_config_map_carries_the_dashboard(render: list[dict[str, A
 def test_every_workload_is_covered_by_a_network_policy_pdb_and_service_monitor(
     render: list[dict[str, Any]],
 ) -> None:
-    for deployment in _of_kind(render, "Deployment"):
+    for deployment in of_kind(render, "Deployment"):
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         for kind in ("NetworkPolicy", "PodDisruptionBudget"):
             selectors = [
                 d["spec"]["podSelector" if kind == "NetworkPolicy" else "selector"]["matchLabels"]
-                for d in _of_kind(render, kind)
+                for d in of_kind(render, kind)
             ]
             assert any(s.items() <= labels.items() for s in selectors), (kind, labels)
         services = [
-            s
-            for s in _of_kind(render, "Service")
-            if s["spec"]["selector"].items() <= labels.items()
+            s for s in of_kind(render, "Service") if s["spec"]["selector"].items() <= labels.items()
         ]
-        monitors = [
-            m["spec"]["selector"]["matchLabels"] for m in _of_kind(render, "ServiceMonitor")
-        ]
+        monitors = [m["spec"]["selector"]["matchLabels"] for m in of_kind(render, "ServiceMonitor")]
         assert any(
             m.items() <= s["metadata"]["labels"].items() for m in monitors for s in services
         ), deployment["metadata"]["name"]
