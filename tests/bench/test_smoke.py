@@ -21,7 +21,8 @@ import pytest
 from bench.bridge.vegeta import VegetaMissingError, locate_vegeta
 from bench.report import BENCHES, MODULES, render
 
-pytestmark = [pytest.mark.kafka]
+# One worker runs every test of this module: the module's fixture runs every script, once.
+pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("bench-smoke")]
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDS_VEGETA = {"latency", "bridge", "profile"}

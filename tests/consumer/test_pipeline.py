@@ -4,13 +4,13 @@ state and dedupe, with a scripted sink on the fake clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumer.errors import DeadLetterError, StateError
+from consumer.errors import DeadLetterError, EventTimeError, StateError
 from sandbox.records import make_event
-from schemas.model import InteractionCompleted
+from schemas.model import MAX_CLOCK_SKEW_S, InteractionCompleted
 from support.clock import FakeTime
 from support.pipeline import record
 from support.scripted import OK, ProcessorUnderTest, processor_under_test, server_error
@@ -68,6 +68,30 @@ async def test_a_transient_failure_is_retried_and_written() -> None:
     assert [c.outcome for c in p.writer.sink.calls][-1] == "ok"
     assert outcome(p, "written") == 1
     assert p.writer.dead_letters.letters == []
+
+
+def completed_after_arrival(customer_id: str, seconds: float) -> InteractionCompleted:
+    completed = datetime.fromtimestamp(ARRIVAL_MS / 1000, UTC) + timedelta(seconds=seconds)
+    return make_event(customer_id, 1).model_copy(
+        update={"started_at": completed - timedelta(minutes=3), "completed_at": completed}
+    )
+
+
+async def test_an_event_completed_too_far_after_its_record_is_dead_lettered_not_applied() -> None:
+    """Newest wins by completion time: a clock far ahead would win every comparison for as long
+    as it is ahead, so past the allowed skew the event is not believed (README, "Dates in the
+    future")."""
+    p = processor_under_test(FakeTime())
+
+    await handle(p, completed_after_arrival("C-future", MAX_CLOCK_SKEW_S + 1))
+    await handle(p, completed_after_arrival("C-skewed", MAX_CLOCK_SKEW_S - 1))
+
+    [(_, failure)] = p.writer.dead_letters.letters
+    assert failure.stage == "validate"
+    assert isinstance(failure.error, EventTimeError)
+    assert [c.customer_id for c in p.writer.sink.calls] == ["C-skewed"]
+    assert [key for log in p.changelog.logs.values() for key, _ in log] == [b"C-skewed"]
+    assert (outcome(p, "dead_lettered"), outcome(p, "written")) == (1, 1)
 
 
 async def test_undecodable_bytes_are_dead_lettered_at_the_decode_stage() -> None:

@@ -89,6 +89,53 @@ def test_poison_goes_to_the_dead_letter_topic_with_its_context_and_the_rest_flow
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event_id", "k-1\r\nX-A: 1"),  # issue 8: aiohttp refused the header; the group stopped
+        ("customer_id", "${input.customerId}"),  # a flow's unresolved variable
+        ("contact_id", "c" * 129),
+        ("queue_id", "q\x00"),
+    ],
+)
+def test_a_record_with_an_unusable_id_already_on_the_topic_is_dead_lettered_and_all_else_flows(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup,
+    *, field: str, value: str,
+) -> None:  # fmt: skip
+    """Written by a producer older than the checks at the bridge's door: valid Avro, so only
+    the consumer's own checks stand between it and the CRM. Before and after it, under the
+    same key, healthy events; the consumer keeps running."""
+    topic = pipeline_topics.events
+    bad = make_event("C-unusable", 2).to_avro() | {field: value}
+    before, after = make_event("C-unusable", 1), make_event("C-unusable", 3)
+    produce(kafka_bootstrap, topic, [before])
+    where = produce_raw(
+        kafka_bootstrap,
+        topic,
+        str(bad["customer_id"]).encode(),
+        SingleObjectCodec().encode(bad),
+        [("event-id", str(bad["event_id"]).encode()), ("source", b"test")],
+    )
+    good = [after, *interleaved_events(customers=10, total=50)]
+    produce(kafka_bootstrap, topic, good)
+    group.start()
+
+    wanted = {e.event_id for e in [before, *good]}
+    eventually_sync(lambda: wanted <= set(update_keys(crm)), timeout=60)
+    [dead] = eventually_sync(lambda: read_all(kafka_bootstrap, pipeline_topics.dead_letters))
+    headers = dict(dead.headers() or [])
+    assert headers[f"{DLQ_HEADER_PREFIX}stage"] == b"validate"
+    assert headers[f"{DLQ_HEADER_PREFIX}error.class"] == b"EventValidationError"
+    assert field.encode() in headers[f"{DLQ_HEADER_PREFIX}error.message"]
+    assert (
+        int(headers[f"{DLQ_HEADER_PREFIX}partition"]),
+        int(headers[f"{DLQ_HEADER_PREFIX}offset"]),
+    ) == where
+    assert dead.value() == SingleObjectCodec().encode(bad)  # the record as it was
+    assert value not in {str(w.get(field)) for w in crm.applied()}
+    assert group.stop_all() == {"consumer-1": 0}  # it was running all along, and stops cleanly
+
+
 def test_a_30_second_crm_outage_dead_letters_nothing_and_order_holds_after(
     kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
 ) -> None:

@@ -73,8 +73,10 @@ def test_runs_with_different_filters_lose_nothing_and_handle_nothing_twice(
 
     first = dlq.run_json("replay", "--partition", str(partition))
     assert first["counts"]["replayed"] == len(in_partition - want_parked)
+    capped = dlq.run_json("replay", "--all", "--max", "7")
+    assert capped["counts"]["replayed"] == 7
     rest = dlq.run_json("replay", "--all")
-    assert rest["counts"]["replayed"] == REJECTED - len(want_parked | in_partition)
+    assert rest["counts"]["replayed"] == REJECTED - len(want_parked | in_partition) - 7
     assert dlq.run_json("replay", "--all")["counts"]["selected"] == 0
 
     committed = replays(read_all(kafka_bootstrap, pipeline_topics.events))
@@ -114,6 +116,15 @@ def test_a_dry_run_changes_no_topic_and_no_group_only_the_audit_topic(
     assert park_plan["counts"]["parked"] == pending
     assert inspected["matched"] == pending
     assert inspected["by_error_class"] == {"SinkRejectedError": pending}
+    assert inspected["by_stage"] == {"sink": pending}
+    assert inspected["by_replay_count"] == {"0": pending}
+    left = [m for m in dead_letters if m.key().decode() not in some]
+    assert inspected["by_original_partition"] == dict(
+        sorted(Counter(f"{origin(m)[0]}[{origin(m)[1]}]" for m in left).items())
+    )
+    assert sum(inspected["by_hour"].values()) == pending
+    assert all(hour.endswith(":00Z") for hour in inspected["by_hour"])
+    assert len(inspected["records"]) == 2
 
     topics_after = end_offsets(kafka_bootstrap)
     audit = (dlq.audit_topic, 0)
