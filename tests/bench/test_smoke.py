@@ -8,11 +8,14 @@ relies on: every event accounted for, each figure present, the plots made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +24,19 @@ import pytest
 from bench.bridge.vegeta import VegetaMissingError, locate_vegeta
 from bench.report import BENCHES, MODULES, render
 
-# One worker runs every test of this module: the module's fixture runs every script, once.
-pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("bench-smoke")]
-
 ROOT = Path(__file__).resolve().parents[2]
 NEEDS_VEGETA = {"latency", "bridge", "profile"}
 SAME_SCRIPT = {"latency-goal"}  # bench.latency with other arguments: its smoke run is latency's
+# Every script at once takes ~30 s on a quiet machine; CI shares its cores with other test
+# processes. Past this, a script is stopped (with its services) and reported as failed.
+SMOKE_DEADLINE_S = 420
+
+# One worker runs every test of this module: the module's fixture runs every script, once.
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.xdist_group("bench-smoke"),
+    pytest.mark.timeout(SMOKE_DEADLINE_S + 120),
+]
 
 
 def _vegeta_or_none() -> str | None:
@@ -57,18 +67,30 @@ def smoke(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dic
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its services too are stopped if it overruns
             ),
             log,
         )
     results: dict[str, Any] = {"_dir": out}
-    for name, (process, log) in running.items():
-        code = process.wait(timeout=240)
-        log.close()
-        path = out / f"{name}.json"
-        if code == 0 and path.exists():
-            results[name] = json.loads(path.read_text())
-        else:
-            results[name] = {"failed": code, "log": (out / f"{name}.log").read_text()[-3000:]}
+    deadline = time.monotonic() + SMOKE_DEADLINE_S
+    try:
+        for name, (process, _) in running.items():
+            try:
+                code: int | str = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                code = f"still running after {SMOKE_DEADLINE_S} s"
+            path = out / f"{name}.json"
+            if code == 0 and path.exists():
+                results[name] = json.loads(path.read_text())
+            else:
+                results[name] = {"failed": code, "log": (out / f"{name}.log").read_text()[-3000:]}
+    finally:
+        for process, log in running.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
     return results
 
 
