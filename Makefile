@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 
 DEPLOY_STAMP := $(VENV)/.installed-deploy
 # Test processes (pytest-xdist), each with its own broker. The integration tests mostly wait
-# (for brokers, group joins, retry timers), so three share two cores well; the `serial` ones,
-# whose pass/fail line is a rate, run alone afterwards.
+# (for brokers, group joins, retry timers), so three share two cores well; the `serial` ones
+# (a pass/fail line on a rate, the benchmark smoke runs) run alone afterwards.
 TEST_WORKERS ?= 3
 
 .PHONY: help run test test-fast lint format clean bench bench-latency bench-consumer bench-scaling bench-failover bench-state bench-memory bench-ratelimit bench-bridge bench-profile deploy-check deploy-generate

@@ -31,9 +31,12 @@ SAME_SCRIPT = {"latency-goal"}  # bench.latency with other arguments: its smoke 
 # processes. Past this, a script is stopped (with its services) and reported as failed.
 SMOKE_DEADLINE_S = 420
 
-# One worker runs every test of this module: the module's fixture runs every script, once.
+# Alone, after the parallel part of `make test` (the scripts run at once among themselves, and
+# several of them look for a sustained rate: beside other tests' processes on 2 cores they found
+# none). The group keeps the module's fixture to one run when this module is run with -n.
 pytestmark = [
     pytest.mark.kafka,
+    pytest.mark.serial,
     pytest.mark.xdist_group("bench-smoke"),
     pytest.mark.timeout(SMOKE_DEADLINE_S + 120),
 ]
