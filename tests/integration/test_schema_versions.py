@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from sandbox.kafka.cli import describe_group_offsets
 from sandbox.records import interleaved_events, make_event, produce
 from schemas.codec import SingleObjectCodec, interaction_completed_schema
-from schemas.topics import HEADER_EVENT_ID
+from schemas.topics import DLQ_HEADER_PREFIX, HEADER_EVENT_ID
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.kafka import read_all
@@ -150,3 +150,33 @@ def test_an_unknown_writer_schema_holds_its_partition_until_a_consumer_that_know
         timeout=60,
     )
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+
+
+def test_with_unknown_writer_schema_dead_letter_the_record_is_dead_lettered_and_its_key_flows(
+    kafka_bootstrap: str, pipeline_topics: Any, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    """The opt-out README documents (``UNKNOWN_WRITER_SCHEMA=dead-letter``, for a team that
+    would rather replay than wait): nothing is held, the record is dead-lettered at decode, and
+    the events behind it, its own customer's too, are written."""
+    held_event = make_event("C-newer", 1)
+    value = SingleObjectCodec(writer_schema=newer_schema()).encode(
+        held_event.to_avro() | {"language": "de"}
+    )
+    [unknown] = produce_bytes(
+        kafka_bootstrap, pipeline_topics.events, [("C-newer", held_event.event_id, value)]
+    )
+    behind = make_event("C-newer", 2)
+    others = interleaved_events(customers=10, total=30, seed=5)
+    produce(kafka_bootstrap, pipeline_topics.events, [behind, *others])
+
+    group.start(unknown_writer_schema="dead-letter")
+    wanted = {e.event_id for e in [behind, *others]}
+    eventually_sync(lambda: wanted <= set(crm.applied_event_ids()), timeout=60)
+    [dead] = eventually_sync(lambda: read_all(kafka_bootstrap, pipeline_topics.dead_letters))
+    headers = dict(dead.headers() or [])
+    assert headers[f"{DLQ_HEADER_PREFIX}stage"] == b"decode"
+    assert headers[f"{DLQ_HEADER_PREFIX}error.class"] == b"WriterSchemaUnavailableError"
+    assert int(headers[f"{DLQ_HEADER_PREFIX}offset"]) == unknown.offset()
+    assert dead.value() == value
+    assert metric(group.metrics_urls[0], "segstream_consumer_held_partitions") == 0
+    assert held_event.event_id not in crm.applied_event_ids()
