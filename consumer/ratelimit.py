@@ -211,8 +211,16 @@ class GroupRateLimiter:
         self._refill(self._clock())
         previous = self._share
         self._share = share
-        # A budget computed for the old share would be wrong; the next answer brings a new one.
-        self._quota_left = None
+        # The CRM's last word is about the whole client, and still holds: this instance's part of
+        # it follows the share (a rebalance, even one that leaves the share as it was, must not
+        # turn "nothing left until the reset" into "unpaced"). Without a share there is no part.
+        if self._quota_left is not None and previous > 0.0 and share > 0.0:
+            ratio = share / previous
+            self._quota_left *= ratio
+            self._quota_refill *= ratio
+            self._quota_restored = max(1.0, self._quota_restored * ratio)
+        else:
+            self._quota_left = None
         if previous == 0.0 and share > 0.0:
             # A new owner starts with its share of the burst, as a fresh bucket would; the
             # partitions it took over were not being served while they moved.

@@ -472,11 +472,33 @@ async def test_a_fresher_answer_replaces_the_budget_and_wakes_the_waiter(clock: 
     assert waiter.result() == pytest.approx(1.0)
 
 
-async def test_a_budget_is_dropped_when_the_share_changes(clock: FakeTime) -> None:
+async def test_a_rebalance_keeps_nothing_left_until_the_reset(clock: FakeTime) -> None:
+    """Seen against the simulator: a second assignment callback ~0.4 s after the first answers
+    dropped the budget, and the configured burst met the CRM's empty bucket (18 429s)."""
+    for assigned in (1, 2):  # the same share again, and a larger one
+        rate_limiter = limiter(clock, 1000.0, 100)
+        rate_limiter.set_share(1, 2)
+        rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=60.0, rate_per_s=None))
+        rate_limiter.set_share(assigned, 2)
+        assert await clock.run(rate_limiter.acquire()) == pytest.approx(60.0)
+
+
+async def test_a_budget_follows_the_share(clock: FakeTime) -> None:
+    rate_limiter = limiter(clock, 1000.0, 100)
+    rate_limiter.set_share(2, 4)
+    rate_limiter.observe_quota(QuotaHint(remaining=12, reset_s=10.0, rate_per_s=None))
+    rate_limiter.set_share(1, 4)  # half the partitions: half of the client's 12 is now 3
+    for _ in range(3):
+        assert await clock.run(rate_limiter.acquire()) == 0.0
+    assert await clock.run(rate_limiter.acquire()) == pytest.approx(10.0)
+
+
+async def test_losing_every_partition_drops_the_budget(clock: FakeTime) -> None:
     rate_limiter = limiter(clock, 1000.0, 100)
     rate_limiter.set_share(1, 2)
     rate_limiter.observe_quota(QuotaHint(remaining=0, reset_s=60.0, rate_per_s=None))
-    rate_limiter.set_share(2, 2)
+    rate_limiter.set_share(0, 2)
+    rate_limiter.set_share(1, 2)  # a new owner's first call is a probe for a fresh budget
     assert await clock.run(rate_limiter.acquire()) == 0.0
 
 
