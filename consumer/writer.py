@@ -200,11 +200,16 @@ class SinkWriter:
     async def _attempt(
         self, message: Message, update: CustomerUpdate
     ) -> tuple[float, Exception | None]:
-        """One call of the sink: (when it was sent, what it raised). The lease and a write slot
-        are waited for first; the clock starts only once the call does."""
-        if self.lease is not None:
-            await self.lease.held()
+        """One call of the sink: (when it was sent, what it raised). A write slot and then the
+        lease are waited for first; the clock starts only once the call does.
+
+        The lease is looked at *after* the slot: waiting for a slot can take long, and a process
+        frozen during that wait (past its session) must not wake up and send on a lease checked
+        before it froze. Slots are as many as the sink's connections, so from here the call is
+        on the wire without another wait."""
         async with self._write_slots:
+            if self.lease is not None:
+                await self.lease.held()
             with self.finishing(message):
                 sent_at = self._clock()
                 try:

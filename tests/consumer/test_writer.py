@@ -9,6 +9,7 @@ import itertools
 
 from consumer.breaker import BreakerState
 from consumer.errors import SinkRejectedError, SinkUnavailableError
+from consumer.processing.lease import WriteLease
 from consumer.retry import RetryPolicy
 from support.clock import FakeTime, settle
 from support.scripted import (
@@ -270,3 +271,24 @@ async def test_an_unexpected_exception_from_the_sink_dead_letters_only_that_reco
     assert isinstance(failure.error, ValueError)
     assert w.breaker.state is BreakerState.CLOSED
     assert w.counter("segstream_consumer_sink_errors_total", kind="error", status="none") == 1
+
+
+async def test_a_write_that_waited_for_a_slot_checks_the_lease_once_it_has_the_slot() -> None:
+    """A process frozen while a record waited for a write slot must not send it on waking on a
+    lease it checked before it froze (seen in the frozen-instance test: one replayed update)."""
+    clock = FakeTime()
+    w = writer_under_test(clock, max_concurrent_writes=1)
+    lease = WriteLease(validity_s=6.0, grace_s=2.0, clock=clock, sleep=clock.sleep)
+    w.writer.lease = lease
+    w.sink.script("C-1", Hang(10.0))  # holds the only slot for 10 s; the lease expires meanwhile
+
+    async def polls_again_at(seconds: float) -> None:
+        await clock.sleep(seconds)
+        lease.renew()  # the consumer polls again: suspended for the grace, then valid
+
+    started = clock.now
+    await clock.run(
+        asyncio.gather(write(w, "C-1", "e-1"), write(w, "C-2", "e-2"), polls_again_at(12.0))
+    )
+    [second] = w.sink.calls_of("C-2")
+    assert second.at - started >= 12.0 + 2.0

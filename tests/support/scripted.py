@@ -128,6 +128,7 @@ def writer_under_test(
     breaker_open_s: float = 1.0,
     rate_per_s: float = 0.0,
     burst: int = 1,
+    max_concurrent_writes: int = 100,
 ) -> WriterUnderTest:
     metrics = ConsumerMetrics(CollectorRegistry())
     sink = ScriptedSink(clock)
@@ -148,7 +149,7 @@ def writer_under_test(
         breaker=breaker,
         retry=retry or RetryPolicy(),
         metrics=metrics,
-        max_concurrent_writes=100,
+        max_concurrent_writes=max_concurrent_writes,
         rejection_threshold=rejection_threshold,
         rng=random.Random(7),
         clock=clock,
