@@ -137,8 +137,14 @@ def ensure_changelog_topic(
     if existing is None or existing.error is not None:
         replicas = len(next(iter(source.partitions.values())).replicas)
         min_isr = _config(admin, input_topic, timeout_s).get("min.insync.replicas", "1")
-        _create(admin, changelog_topic, partitions, replicas, min_isr)
-        return
+        if _create(admin, changelog_topic, partitions, replicas, min_isr):
+            return
+        # It exists after all (another instance created it, or the metadata we read was older
+        # than the topic): it must pass the same checks as one found at once.
+        try:
+            existing = admin.list_topics(changelog_topic, timeout=timeout_s).topics[changelog_topic]
+        except KafkaException as exc:
+            raise StateError(f"cannot describe {changelog_topic}: {exc}") from exc
     if len(existing.partitions) != partitions:
         raise ConfigurationError(
             f"state changelog {changelog_topic} has {len(existing.partitions)} partitions and "
@@ -161,7 +167,8 @@ def _config(admin: AdminClient, topic: str, timeout_s: float) -> dict[str, str]:
     return {name: entry.value for name, entry in entries.items()}
 
 
-def _create(admin: AdminClient, topic: str, partitions: int, replicas: int, min_isr: str) -> None:
+def _create(admin: AdminClient, topic: str, partitions: int, replicas: int, min_isr: str) -> bool:
+    """True when this call created the topic; False when it already existed."""
     new = NewTopic(
         topic,
         num_partitions=partitions,
@@ -173,5 +180,6 @@ def _create(admin: AdminClient, topic: str, partitions: int, replicas: int, min_
     except KafkaException as exc:
         error = exc.args[0]
         if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return  # another instance created it meanwhile
+            return False
         raise StateError(f"cannot create the state changelog {topic}: {error}") from exc
+    return True
