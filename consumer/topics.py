@@ -58,12 +58,19 @@ def dead_letter_tool_topics(
     )
 
 
-def ensure_topics(clients: KafkaClients, specs: list[TopicSpec], timeout: float = 30.0) -> None:
+def ensure_topics(
+    clients: KafkaClients,
+    specs: list[TopicSpec],
+    timeout: float = 30.0,
+    *,
+    env_prefix: str = "SEGSTREAM_CONSUMER_",
+) -> None:
     """Create what is missing; an existing topic is left as it is (and said so in the log).
 
-    Raises :class:`ConfigurationError` (nothing created) when a replication factor exceeds the
-    cluster's brokers or ``min.insync.replicas`` exceeds the replication factor, or when the
-    cluster refuses the dry run; :class:`ConsumerError` when the cluster cannot be asked.
+    Raises :class:`ConfigurationError` (nothing created) when a replication factor of a topic
+    to create exceeds the cluster's brokers or ``min.insync.replicas`` exceeds the replication
+    factor, or when the cluster refuses the dry run; :class:`ConsumerError` when the cluster
+    cannot be asked. ``env_prefix`` names the settings the error message points at.
     """
     for spec in specs:
         if spec.min_insync_replicas > spec.replication_factor:
@@ -73,16 +80,18 @@ def ensure_topics(clients: KafkaClients, specs: list[TopicSpec], timeout: float 
             )
     admin = clients.admin()
     try:
-        brokers = len(admin.list_topics(timeout=timeout).brokers)
+        metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise ConsumerError(f"cannot describe the cluster: {exc}") from exc
-    wanted = max((spec.replication_factor for spec in specs), default=0)
+    brokers = len(metadata.brokers)
+    # Only topics still to create need the brokers: existing ones are left as they are.
+    absent = [spec for spec in specs if spec.name not in metadata.topics]
+    wanted = max((spec.replication_factor for spec in absent), default=0)
     if wanted > brokers:
         raise ConfigurationError(
             f"replication factor {wanted} needs at least {wanted} brokers; the cluster has "
-            f"{brokers} (a local one-broker cluster: set "
-            "SEGSTREAM_CONSUMER_TOPIC_REPLICATION_FACTOR=1 and "
-            "SEGSTREAM_CONSUMER_TOPIC_MIN_INSYNC_REPLICAS=1); nothing was created"
+            f"{brokers} (a local one-broker cluster: set {env_prefix}TOPIC_REPLICATION_FACTOR=1 "
+            f"and {env_prefix}TOPIC_MIN_INSYNC_REPLICAS=1); nothing was created"
         )
     new = [
         NewTopic(

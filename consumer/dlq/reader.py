@@ -117,7 +117,9 @@ class DeadLetterReader:
                 committed = self._consumer.committed(wanted, timeout=remaining)
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
-                retriable = isinstance(error, KafkaError) and error.retriable()
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in _COORDINATOR_BUSY
+                )
                 failure = str(exc)
             else:
                 errors = [tp.error for tp in committed if tp.error is not None]

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from consumer.clients import KafkaClients
 from consumer.dlq.audit import AuditLog, AuditRecord, Outcome, ReasonCount
-from consumer.dlq.errors import DlqError, ExitCode, KafkaUnavailableError
+from consumer.dlq.errors import DlqError, ExitCode, KafkaUnavailableError, UsageError
 from consumer.dlq.inspection import Decoder, inspect
 from consumer.dlq.park import ParkChooser
 from consumer.dlq.progress import progress_for
@@ -27,7 +27,7 @@ from consumer.dlq.selection import Selection
 from consumer.dlq.settings import DlqSettings
 from consumer.dlq.superseded import SupersededCheck
 from consumer.dlq.transfer import Action, Chooser, Plan, StopReason, Tally, Transfer
-from consumer.errors import ConsumerError
+from consumer.errors import ConfigurationError, ConsumerError
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
 from schemas.topics import INTERACTIONS_TOPIC
 
@@ -91,7 +91,14 @@ def _tool_topics(settings: DlqSettings, dead_letter_partitions: int) -> tuple[To
 
 def _ensure(settings: DlqSettings, specs: list[TopicSpec]) -> None:
     try:
-        ensure_topics(KafkaClients.from_settings(settings), specs, timeout=settings.kafka_timeout_s)
+        ensure_topics(
+            KafkaClients.from_settings(settings),
+            specs,
+            timeout=settings.kafka_timeout_s,
+            env_prefix="SEGSTREAM_DLQ_",
+        )
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc  # a setting to change: exit 2, nothing changed
     except ConsumerError as exc:
         raise KafkaUnavailableError(str(exc)) from exc
 

@@ -282,3 +282,30 @@ def test_consumer_create_topics_creates_the_tools_topics_too(
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
         config = admin.describe_configs([resource])[resource].result(30)
         assert config["retention.ms"].value == "-1"
+
+
+def test_on_one_broker_the_defaults_work_once_its_topics_exist_and_the_error_names_its_settings(
+    kafka_bootstrap: str, pipeline_topics: Any, dlq: DlqTool
+) -> None:
+    """`make run` creates the parked and audit topics; the README's runbook then runs the tool
+    with its production defaults (replication 3) against the sandbox's one broker."""
+    production = {
+        "SEGSTREAM_DLQ_TOPIC_REPLICATION_FACTOR": "3",
+        "SEGSTREAM_DLQ_TOPIC_MIN_INSYNC_REPLICAS": "2",
+    }
+    sandbox = dict(dlq.env)
+    dlq.env |= production
+    refused = dlq.run("replay", "--all", "--dry-run", "--json")
+    assert refused.returncode == 2, refused.stderr  # a setting to change, nothing changed
+    assert "SEGSTREAM_DLQ_TOPIC_REPLICATION_FACTOR=1" in refused.stderr
+    assert "SEGSTREAM_CONSUMER_" not in refused.stderr
+    assert not {dlq.parked_topic, dlq.audit_topic} & set(end_offsets_topics(kafka_bootstrap))
+
+    dlq.env = sandbox
+    assert dlq.run_json("replay", "--all", "--dry-run")["counts"]["selected"] == 0  # creates them
+    dlq.env |= production
+    assert dlq.run_json("replay", "--all", "--dry-run")["counts"]["selected"] == 0
+
+
+def end_offsets_topics(bootstrap: str) -> set[str]:
+    return {topic for topic, _ in end_offsets(bootstrap)}
