@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from support.commands import run_create_topics
 
 TOKEN = "tok-7Hq2ZpX9wL4mVb8N"
 
 
 def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}
-    return subprocess.run(
-        [sys.executable, "-m", "consumer", "create-topics"],
-        env=clean | env,
-        cwd=tmp_path,  # no .env file here
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_create_topics(clean | env, cwd=tmp_path, timeout=60)  # cwd: no .env file here
 
 
 def test_token_and_token_file_both_set_exit_2_naming_fields_without_the_token(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from sandbox.kafka.broker import LocalKafka
+from support.commands import run_create_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -31,14 +31,7 @@ def command_env(bootstrap: str, **settings: str) -> dict[str, str]:
 
 
 def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "consumer", "create-topics"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_create_topics(env)
 
 
 def create_topics(bootstrap: str, **settings: str) -> tuple[subprocess.CompletedProcess[str], str]:

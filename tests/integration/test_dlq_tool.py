@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,6 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from sandbox.records import make_event, produce
 from schemas.topics import HEADER_PARKED_REASON
+from support.commands import run_create_topics
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.dlq import DlqTool, header, origin, provenance, replays
@@ -265,14 +265,7 @@ def test_consumer_create_topics_creates_the_tools_topics_too(
         "SEGSTREAM_CONSUMER_TOPIC_MIN_INSYNC_REPLICAS": "1",
     }
     for _ in range(2):  # idempotent
-        result = subprocess.run(
-            [sys.executable, "-m", "consumer", "create-topics"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_create_topics({**os.environ, **env})
         assert result.returncode == 0, result.stderr
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     topics = admin.list_topics(timeout=30).topics

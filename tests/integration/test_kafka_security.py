@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from sandbox.kafka.oidc import OidcProvider
 from sandbox.records import produce_raw
 from schemas.topics import HEADER_EVENT_ID
 from support.bridge import EVENTS, serve_bridge
+from support.commands import run_create_topics
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator, event_id_of
 from support.kafka import read_all
@@ -96,14 +96,7 @@ def consumer_clients(**settings: str) -> KafkaClients:
 
 def create_topics(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``segstream-consumer create-topics`` as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "consumer", "create-topics"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_create_topics({**os.environ, **env})
 
 
 def passwords(settings: dict[str, str]) -> list[str]:
