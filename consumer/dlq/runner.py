@@ -95,7 +95,7 @@ def _ensure(settings: DlqSettings, specs: list[TopicSpec]) -> None:
             KafkaClients.from_settings(settings),
             specs,
             timeout=settings.kafka_timeout_s,
-            env_prefix="SEGSTREAM_DLQ_",
+            env_prefix=settings.model_config["env_prefix"],
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from exc  # a setting to change: exit 2, nothing changed
