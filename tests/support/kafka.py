@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from support.waiting import eventually_sync
 
 
 @dataclass
@@ -104,8 +107,14 @@ def _high_watermark(consumer: Consumer, partition: TopicPartition, deadline: flo
             time.sleep(0.1)
 
 
-def end_offsets(bootstrap_servers: str, timeout: float = 30.0) -> dict[tuple[str, int], int]:
-    """Admin API: the end offset (high watermark) of every partition of every topic."""
+def end_offsets(
+    bootstrap_servers: str,
+    timeout: float = 30.0,
+    *,
+    isolation_level: IsolationLevel = IsolationLevel.READ_UNCOMMITTED,
+) -> dict[tuple[str, int], int]:
+    """Admin API: the end offset of every partition of every topic: the high watermark, or with
+    ``READ_COMMITTED`` the last stable offset (below any transaction still open)."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     metadata = admin.list_topics(timeout=timeout)
     wanted = {
@@ -113,8 +122,24 @@ def end_offsets(bootstrap_servers: str, timeout: float = 30.0) -> dict[tuple[str
         for name, topic in metadata.topics.items()
         for partition in topic.partitions
     }
-    futures = admin.list_offsets(wanted, request_timeout=timeout)
+    futures = admin.list_offsets(wanted, isolation_level=isolation_level, request_timeout=timeout)
     return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+
+def settled_end_offsets(
+    bootstrap_servers: str, timeout: float = 30.0
+) -> dict[tuple[str, int], int]:
+    """The end offsets once no transaction is open anywhere: a transaction's commit markers
+    (in its topics and in ``__consumer_offsets``) are written by the coordinator *after* the
+    producer's commit returns, so end offsets read at once may still move by a marker."""
+
+    def settled() -> dict[tuple[str, int], int] | None:
+        stable = end_offsets(
+            bootstrap_servers, timeout, isolation_level=IsolationLevel.READ_COMMITTED
+        )
+        return stable if stable == end_offsets(bootstrap_servers, timeout) else None
+
+    return eventually_sync(settled, timeout=timeout)
 
 
 def committed_offsets(
