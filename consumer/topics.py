@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal, Protocol, overload
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, TopicMetadata
 
 from consumer.clients import KafkaClients
 from consumer.errors import ConfigurationError, ConsumerError
@@ -113,24 +113,78 @@ def _wait_until_described(admin: AdminClient, names: list[str], timeout: float) 
     """A created topic reaches every broker's metadata a little later (on a cluster of several,
     the one asked next may not know it yet); return once it is described with leaders."""
     deadline = time.monotonic() + timeout
-    pending = set(names)
-    while pending:
+    for name in names:
+        describe_topic(admin, name, max(deadline - time.monotonic(), 0.0), exists=True)
+
+
+class MetadataSource(Protocol):
+    """An admin client, producer or consumer: each answers a Metadata request."""
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata: ...
+
+
+@overload
+def describe_topic(
+    admin: MetadataSource, topic: str, timeout: float, *, exists: Literal[True]
+) -> TopicMetadata: ...
+@overload
+def describe_topic(
+    admin: MetadataSource, topic: str, timeout: float, *, exists: bool = False
+) -> TopicMetadata | None: ...
+def describe_topic(
+    admin: MetadataSource, topic: str, timeout: float, *, exists: bool = False
+) -> TopicMetadata | None:
+    """The topic's metadata once every partition has a leader, or None when the cluster does
+    not know the topic.
+
+    A topic that exists is not always described whole: for a moment after its creation (by this
+    process or another one starting beside it) a broker answers ``LEADER_NOT_AVAILABLE``, or the
+    topic with no partitions at all, or does not know it yet. Taken at its word, that answer
+    reads as "0 partitions", which fails a co-partitioning check or says "does not exist"; so it
+    is asked again, every 0.2 s, until ``timeout`` (seconds). ``exists``: the topic is known to
+    exist (CreateTopics answered ``TOPIC_ALREADY_EXISTS``, or created it), so "unknown topic" is
+    a stale answer too. Raises :class:`ConsumerError` when the cluster cannot be asked or the
+    topic is not described whole in time.
+    """
+    deadline = time.monotonic() + timeout
+    described = _poll_described(admin, topic, deadline, absent_is_final=not exists)
+    if described is not None and _whole(described):
+        return described
+    if described is None and not exists:
+        return None
+    raise ConsumerError(f"topic {topic} is not described with leaders within {timeout:.0f} s")
+
+
+def _poll_described(
+    admin: MetadataSource, topic: str, deadline: float, *, absent_is_final: bool
+) -> TopicMetadata | None:
+    """The whole description; None when absent (at once when ``absent_is_final``, else at the
+    deadline); the last partial one at the deadline."""
+    while True:
         try:
-            topics = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1)).topics
+            metadata = admin.list_topics(topic, timeout=max(deadline - time.monotonic(), 0.1))
         except KafkaException as exc:
-            raise ConsumerError(f"cannot describe the new topics: {exc}") from exc
-        pending = {
-            name
-            for name in pending
-            if name not in topics
-            or topics[name].error is not None
-            or not topics[name].partitions
-            or any(p.leader < 0 for p in topics[name].partitions.values())
-        }
-        if pending and time.monotonic() > deadline:
-            raise ConsumerError(f"created but not described within {timeout:.0f} s: {pending}")
-        if pending:
-            time.sleep(0.2)
+            raise ConsumerError(f"cannot describe {topic}: {exc}") from exc
+        described = metadata.topics.get(topic)
+        absent = described is None or (
+            described.error is not None
+            and described.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+        if absent and absent_is_final:
+            return None
+        if described is not None and not absent and _whole(described):
+            return described
+        if time.monotonic() > deadline:
+            return None if absent else described
+        time.sleep(0.2)
+
+
+def _whole(described: TopicMetadata) -> bool:
+    return (
+        described.error is None
+        and bool(described.partitions)
+        and all(p.leader >= 0 for p in described.partitions.values())
+    )
 
 
 def _create(

@@ -23,6 +23,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.clients import KafkaClients
 from consumer.dlq.errors import KafkaUnavailableError, UsageError
 from consumer.dlq.ledger import LedgerError, PartitionLedger
+from consumer.errors import ConsumerError
+from consumer.topics import describe_topic
 
 # Records per consume() call: the tool only copies bytes, so large batches.
 _BATCH: Final = 500
@@ -85,11 +87,10 @@ class DeadLetterReader:
 
     def partitions(self) -> list[int]:
         try:
-            metadata = self._consumer.list_topics(self.topic, timeout=self._timeout_s)
-        except KafkaException as exc:
+            topic = describe_topic(self._consumer, self.topic, self._timeout_s)
+        except ConsumerError as exc:
             raise KafkaUnavailableError(f"cannot read the cluster's metadata: {exc}") from exc
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None or not topic.partitions:
+        if topic is None:
             raise UsageError(f"dead-letter topic {self.topic!r} does not exist")
         return sorted(topic.partitions)
 

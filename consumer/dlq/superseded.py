@@ -19,12 +19,11 @@ import logging
 import sys
 from typing import Final
 
-from confluent_kafka import KafkaException
-
 from consumer.clients import KafkaClients
 from consumer.dlq.records import DeadLetter, TopicCodecs
-from consumer.errors import StateError
+from consumer.errors import ConsumerError, StateError
 from consumer.state import PartitionStore, read_changelog, restore_store
+from consumer.topics import describe_topic
 from schemas.errors import SchemaError
 
 # The store only answers questions here; it never evicts (the consumer's retention settings do
@@ -51,14 +50,12 @@ class SupersededCheck:
 
     def available(self) -> bool:
         """Does the consumer group keep customer state (its changelog topic exists)?"""
-        admin = self._clients.admin()
         try:
-            metadata = admin.list_topics(self.changelog_topic, timeout=self._timeout_s)
-        except KafkaException as exc:
-            self.unknown = f"cannot describe {self.changelog_topic}: {exc}"
+            topic = describe_topic(self._clients.admin(), self.changelog_topic, self._timeout_s)
+        except ConsumerError as exc:
+            self.unknown = str(exc)
             return False
-        topic = metadata.topics.get(self.changelog_topic)
-        if topic is None or topic.error is not None or not topic.partitions:
+        if topic is None:
             self.unknown = f"no customer-state changelog {self.changelog_topic}"
             return False
         return True

@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from consumer.clients import KafkaClients
-from consumer.errors import ConfigurationError, StateError
+from consumer.errors import ConfigurationError, ConsumerError, StateError
 from consumer.partition_reader import (
     PartitionReadError,
     read_range,
@@ -29,6 +29,7 @@ from consumer.partition_reader import (
     watermarks,
 )
 from consumer.producing import AcknowledgedProducer
+from consumer.topics import describe_topic
 
 ChangelogRecord = tuple[bytes, bytes | None]
 
@@ -126,25 +127,23 @@ def ensure_changelog_topic(
     """
     admin = clients.admin()
     try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
+        source = describe_topic(admin, input_topic, timeout_s)
+        if source is None:
+            raise ConfigurationError(f"input topic {input_topic} does not exist")
+        partitions = len(source.partitions)
+        existing = describe_topic(admin, changelog_topic, timeout_s)
+        if existing is None:
+            replicas = len(next(iter(source.partitions.values())).replicas)
+            min_isr = _config(admin, input_topic, timeout_s).get("min.insync.replicas", "1")
+            if _create(admin, changelog_topic, partitions, replicas, min_isr):
+                return
+            # It exists after all (another instance created it a moment ago): it must pass the
+            # same checks as one found at once, once the cluster describes it whole.
+            existing = describe_topic(admin, changelog_topic, timeout_s, exists=True)
+    except (ConfigurationError, StateError):
+        raise
+    except ConsumerError as exc:
         raise StateError(f"cannot describe the topics: {exc}") from exc
-    source = metadata.topics.get(input_topic)
-    if source is None or source.error is not None or not source.partitions:
-        raise ConfigurationError(f"input topic {input_topic} does not exist")
-    partitions = len(source.partitions)
-    existing = metadata.topics.get(changelog_topic)
-    if existing is None or existing.error is not None:
-        replicas = len(next(iter(source.partitions.values())).replicas)
-        min_isr = _config(admin, input_topic, timeout_s).get("min.insync.replicas", "1")
-        if _create(admin, changelog_topic, partitions, replicas, min_isr):
-            return
-        # It exists after all (another instance created it, or the metadata we read was older
-        # than the topic): it must pass the same checks as one found at once.
-        try:
-            existing = admin.list_topics(changelog_topic, timeout=timeout_s).topics[changelog_topic]
-        except KafkaException as exc:
-            raise StateError(f"cannot describe {changelog_topic}: {exc}") from exc
     if len(existing.partitions) != partitions:
         raise ConfigurationError(
             f"state changelog {changelog_topic} has {len(existing.partitions)} partitions and "

@@ -3,6 +3,8 @@ hold the state (Kafka Streams' rule for a changelog: co-partitioned and compacte
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -53,3 +55,22 @@ def test_a_changelog_that_deletes_by_age_is_refused(
 def test_a_missing_input_topic_is_refused(kafka_bootstrap: str) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         ensure_changelog_topic(KafkaClients(kafka_bootstrap), "no-such-topic-x1", "x1-changelog")
+
+
+def test_instances_starting_together_all_accept_the_changelog_one_of_them_created(
+    kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    # The production race behind a CI failure: the changelog, created a moment ago, was
+    # described with 0 partitions and refused as "not co-partitioned".
+    source = topics.create("state-input", partitions=6)
+    changelog = f"{source}-changelog"
+
+    def start() -> None:
+        ensure_changelog_topic(KafkaClients(kafka_bootstrap), source, changelog)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for started in [pool.submit(start) for _ in range(4)]:
+            started.result(60)
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    assert len(admin.list_topics(changelog, timeout=10).topics[changelog].partitions) == 6
