@@ -184,6 +184,23 @@ class EventIntake:
             status=202,
         )
 
+    def _unresolved(self, event: MappedEvent, outcome: Delivered) -> None:
+        # WARNING, once per event: a flow variable with no value is the flow's bug, and its
+        # designer needs the event ids to find it (the field names only, never the values).
+        for name in event.unresolved:
+            self._metrics.unresolved_fields.labels(event.source, name).inc()
+        _log.warning(
+            "fields held an unresolved template placeholder and were read as not carried",
+            extra={
+                "event_id": event.event.event_id,
+                "source": event.source,
+                "fields": list(event.unresolved),
+                "topic": outcome.topic,
+                "partition": outcome.partition,
+                "offset": outcome.offset,
+            },
+        )
+
     async def _authenticated_body(self, request: web.Request, limit: int, route: str) -> bytes:
         """Credentials first, as far as they can be checked without the body (a caller without
         plausible ones gets nothing read), then the content type and coding, then at most
@@ -265,6 +282,8 @@ class EventIntake:
         for event, outcome in zip(mapped, outcomes, strict=True):
             if isinstance(outcome, Delivered):
                 self._metrics.events.labels(event.source, "accepted").inc()
+                if event.unresolved:
+                    self._unresolved(event, outcome)
                 # DEBUG, not INFO: a line per accepted event was most of the bridge's CPU at
                 # high rates; the metric counts them and the 202 tells the sender where it went.
                 _log.debug(

@@ -53,6 +53,13 @@ class BridgeMetrics:
             ["source", "outcome"],
             registry=self.registry,
         )
+        self.unresolved_fields = Counter(
+            "segstream_bridge_unresolved_fields",
+            "Stored events' fields that held an unresolved template placeholder (a flow "
+            "variable with no value), read as not carried, by input shape and field.",
+            ["source", "field"],
+            registry=self.registry,
+        )
         self.produce_latency = Histogram(
             "segstream_bridge_produce_latency_seconds",
             "Time from produce() to the broker's acknowledgement of a request's records.",

@@ -15,7 +15,13 @@ from pydantic import (
     Field,
 )
 
-from schemas.identifiers import ContactId, CustomerId, EventId, ReferenceId
+from schemas.identifiers import (
+    ContactId,
+    CustomerId,
+    EventId,
+    ReferenceId,
+    unresolved_placeholder,
+)
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
@@ -87,6 +93,30 @@ Instant = Annotated[datetime, BeforeValidator(_parse_instant), AfterValidator(_a
 """A point in time given as ISO-8601 (with a zone) or epoch milliseconds, kept in UTC to the ms."""
 
 
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, str) and unresolved_placeholder(value) is not None
+
+
+def _summary_or_not_carried(value: Any) -> Any:
+    """A summary that holds an unresolved template placeholder is not carried (``None``).
+
+    A template renders a reference whose value is null as its own text (see
+    :mod:`schemas.identifiers` for the forms and their sources), so ``"${input.summary}"`` is
+    the sending flow's way of saying "no summary": the customer keeps the newest real one.
+    """
+    return None if _is_placeholder(value) else value
+
+
+def _tags_or_not_carried(value: Any) -> Any:
+    """Tags that hold an unresolved template placeholder are left out of the list; a non-empty
+    list with nothing else is not carried (``None``), never a clear: a flow whose only tag
+    variable had no value has not asked for the customer's tags to be removed."""
+    if not isinstance(value, list) or not any(_is_placeholder(tag) for tag in value):
+        return value
+    kept = [tag for tag in value if not _is_placeholder(tag)]
+    return kept or None
+
+
 class InteractionCompleted(BaseModel):
     """One record on ``interactions.completed.v1``; field names are the Avro schema's.
 
@@ -96,6 +126,8 @@ class InteractionCompleted(BaseModel):
     Contract v2: ``interaction_summary``, ``sentiment_score`` and ``tags`` feed the customer's CRM
     attributes, and ``None`` means the event does not carry that attribute (the customer keeps
     the value of the newest event that did). Only ``tags`` can be carried empty (``[]`` clears).
+    An unresolved template placeholder in the summary or a tag is a template's rendering of
+    "no value", read as not carried (the summary) or left out (a tag).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -112,7 +144,7 @@ class InteractionCompleted(BaseModel):
     completed_at: Instant = Field(
         validation_alias=AliasChoices("completed_at", "completedAt", "endTime", "completedTime")
     )
-    interaction_summary: str | None = Field(
+    interaction_summary: Annotated[str | None, BeforeValidator(_summary_or_not_carried)] = Field(
         default=None,
         max_length=1024,
         validation_alias=AliasChoices("interaction_summary", "interactionSummary"),
@@ -124,8 +156,11 @@ class InteractionCompleted(BaseModel):
         allow_inf_nan=False,
         validation_alias=AliasChoices("sentiment_score", "sentimentScore"),
     )
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
-    """``None``: the event does not carry tags (the CRM keeps its own); ``[]``: it clears them."""
+    tags: Annotated[list[Tag] | None, BeforeValidator(_tags_or_not_carried)] = Field(
+        default=None, max_length=MAX_TAGS
+    )
+    """``None``: the event does not carry tags (the CRM keeps its own); ``[]``: it clears them.
+    A tag that is an unresolved template placeholder is left out (:func:`_tags_or_not_carried`)."""
     caller_id: str | None = Field(
         default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
     )

@@ -22,6 +22,9 @@ class MappedEvent:
     event: InteractionCompleted
     source: str
     """Which shape it came in (the record's ``source`` header)."""
+    unresolved: tuple[str, ...] = ()
+    """The sender's fields that held an unresolved template placeholder, read as not carried
+    (see :class:`InteractionCompleted`): counted and logged when the event is stored."""
 
 
 class EventMapper:
@@ -46,7 +49,8 @@ class EventMapper:
                     SOURCE_PLATFORM_EVENT,
                 )
             payload = ArchitectPayload.model_validate(document)
-            return MappedEvent(payload.to_event(received_at), SOURCE_ARCHITECT)
+            event = payload.to_event(received_at)
+            return MappedEvent(event, SOURCE_ARCHITECT, payload.unresolved_fields(event))
         except ValidationError as exc:
             raise InvalidEventError(describe_errors(exc.errors())) from exc
 

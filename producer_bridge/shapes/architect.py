@@ -34,6 +34,16 @@ class ArchitectPayload(BaseModel):
     agent_id: ReferenceId | None = Field(default=None, alias="agentId")
     attributes: dict[str, str] = Field(default_factory=dict)
 
+    def unresolved_fields(self, event: InteractionCompleted) -> tuple[str, ...]:
+        """The payload's fields (its names) that held an unresolved template placeholder, which
+        the event model read as not carried (``interactionSummary``) or left out (a tag)."""
+        fields = []
+        if self.interaction_summary is not None and event.interaction_summary is None:
+            fields.append("interactionSummary")
+        if len(self.tags) != len(event.tags or ()):
+            fields.append("tags")
+        return tuple(fields)
+
     def to_event(self, received_at: datetime) -> InteractionCompleted:
         """Raises :class:`InvalidEventError` for an ``endTime`` in the future."""
         if self.end_time is not None:

@@ -105,3 +105,56 @@ async def test_a_platform_event_keeps_what_it_does_not_carry_and_a_late_event_ch
         await late_event_skipped(3, third)
 
     assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
+
+
+async def test_a_flow_variable_with_no_value_changes_nothing_it_stood_for(
+    kafka_bootstrap: str, pipeline_topics: Any, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    # A data action's Velocity template renders a null input as its own text: the summary and
+    # one tag arrive as placeholders. They mean "no value": the CRM keeps the newest real
+    # summary, gets the tags that had values, and never sees a placeholder.
+    newer = {
+        **ARCHITECT,
+        "contactId": "c-arch-2",
+        "startTime": "2026-11-28T11:00:00Z",
+        "endTime": "2026-11-28T11:05:00Z",
+        "interactionSummary": "${input.interactionSummary}",
+        "sentimentScore": 0.2,
+        "tags": ["$!{input.tag1}", "vip"],
+        "idempotency_key": "arch-2",
+    }
+    newest = {
+        **newer,
+        "contactId": "c-arch-3",
+        "endTime": "2026-11-28T11:10:00Z",
+        "interactionSummary": "$esc.jsonString($!input.interactionSummary)",
+        "sentimentScore": -0.1,
+        "tags": ["NOT_SET"],  # its only tag variable had no value: not a clear
+        "idempotency_key": "arch-3",
+    }
+    async with serve_bridge(kafka_bootstrap, pipeline_topics.events) as bridge:
+        group.start()
+        for event in (ARCHITECT, newer, newest):
+            assert (await bridge.post(EVENTS, event)).status == 202
+
+        expected = {
+            "last_interaction_summary": "upsell-offered",
+            "sentiment": -0.1,
+            "segmentation_tags": ["vip"],
+        }
+
+        async def converged() -> dict[str, Any] | None:
+            record = crm.customer(CUSTOMER)
+            return record if record and record["attributes"] == expected else None
+
+        await eventually(converged, timeout=30)
+        registry = bridge.metrics.registry
+        name = "segstream_bridge_unresolved_fields_total"
+        assert (
+            registry.get_sample_value(name, {"source": "architect-webhook", "field": "tags"}) == 2
+        )
+        summaries = {"source": "architect-webhook", "field": "interactionSummary"}
+        assert registry.get_sample_value(name, summaries) == 2
+        assert all(b"input." not in (r.value() or b"") for r in bridge.records())
+
+    assert read_all(kafka_bootstrap, pipeline_topics.dead_letters) == []
