@@ -16,6 +16,7 @@ from consumer.errors import ConfigurationError, ConsumerError
 from consumer.logs import configure_logging
 from consumer.service import ConsumerService
 from consumer.settings import ConsumerSettings
+from consumer.shutdown import ShutdownDeadline
 from consumer.state import ensure_changelog_topic
 from consumer.state.changelog import REQUIRED_CLEANUP_POLICY
 from consumer.topics import TopicSpec, dead_letter_tool_topics, ensure_topics
@@ -73,9 +74,19 @@ def create_topics(settings: ConsumerSettings) -> None:
 async def serve(settings: ConsumerSettings) -> None:
     service = ConsumerService(settings)
     stop = asyncio.Event()
+    deadline = ShutdownDeadline(settings.shutdown_drain_s + settings.close_timeout_s)
+
+    def stopping(sig: signal.Signals) -> None:
+        _log.info(
+            "stopping",
+            extra={"signal": sig.name, "within_s": deadline.seconds},
+        )
+        stop.set()
+        deadline.start()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     start_http_server(
         settings.metrics_port, addr=settings.metrics_host, registry=service.metrics.registry
     )
@@ -97,7 +108,10 @@ async def serve(settings: ConsumerSettings) -> None:
                 "longest_write_s": settings.longest_write_s,
             },
         )
-    await service.run(stop)
+    try:
+        await service.run(stop)
+    finally:
+        deadline.cancel()
     _log.info("consumer stopped")
 
 

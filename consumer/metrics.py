@@ -102,6 +102,12 @@ class ConsumerMetrics:
             "Partitions assigned to this instance.",
             registry=r,
         )
+        self.rebalancing = Gauge(
+            "segstream_consumer_group_rebalancing",
+            "1 while this member is in a rebalance (librdkafka's consumer-group join state is "
+            "not steady), from the client's statistics.",
+            registry=r,
+        )
         self.rebalances = Counter(
             "segstream_consumer_rebalances",
             "Rebalance callbacks by kind (assign, revoke, lost).",
@@ -148,9 +154,13 @@ class ConsumerMetrics:
         self.rebalances.labels(kind).inc()
 
     def kafka_stats(self, stats_json: str) -> None:
-        """librdkafka's statistics callback: per-partition lag of the partitions we consume."""
+        """librdkafka's statistics callback (its STATISTICS.md): per-partition lag of the
+        partitions we consume, and whether the member is in a rebalance (``cgrp.join_state``)."""
         try:
             stats = json.loads(stats_json)
+            join_state = stats.get("cgrp", {}).get("join_state")
+            if join_state is not None:
+                self.rebalancing.set(0 if join_state == "steady" else 1)
             for topic, topic_stats in stats.get("topics", {}).items():
                 for number, partition in topic_stats.get("partitions", {}).items():
                     if number == "-1" or partition.get("fetch_state") != "active":

@@ -117,6 +117,12 @@ class ConsumerSettings(KafkaSecuritySettings):
     # the platform's grace period (Kubernetes: 30 s), so it is not forced above the longest
     # write like the revoke drain; the consumer warns at start when it is shorter.
     shutdown_drain_s: float = Field(default=20.0, ge=0)
+    # After the drain, the final commit and the group leave get this long; the process exits
+    # within shutdown_drain_s + close_timeout_s of SIGTERM whatever a rebalance in progress makes
+    # librdkafka wait for (consumer/shutdown.py). 15 s: a commit and a LeaveGroup take
+    # milliseconds in a settled group, and 20 + 15 s leaves the Deployment's 45 s grace period
+    # room for the process to exit before Kubernetes' SIGKILL.
+    close_timeout_s: float = Field(default=15.0, gt=0)
     # A revoked partition's writes on the wire get this long to finish before the partition is
     # handed over. Unset: the longest a write can take (crm_timeout_s x the requests of one
     # write) plus a second for its state change or dead letter; a set value must be at least

@@ -202,9 +202,10 @@ def test_the_compose_file_for_users_is_complete_and_on_loopback(secrets_env: Pat
     instance_ids = {services[f"consumer-{n}"]["environment"]["SEGSTREAM_CONSUMER_GROUP_INSTANCE_ID"]
                     for n in (1, 2, 3)}  # fmt: skip
     assert len(instance_ids) == 3
-    drain = ConsumerSettings.model_fields["shutdown_drain_s"].default
+    fields = ConsumerSettings.model_fields
+    bound = fields["shutdown_drain_s"].default + fields["close_timeout_s"].default
     for n in (1, 2, 3):  # SIGTERM: drain, commit, close, all before Docker's SIGKILL
-        assert float(services[f"consumer-{n}"]["stop_grace_period"].removesuffix("s")) > drain
+        assert float(services[f"consumer-{n}"]["stop_grace_period"].removesuffix("s")) > bound
 
 
 def test_grafana_is_provisioned_with_the_dashboard_and_prometheus(secrets_env: Path) -> None:

@@ -17,6 +17,11 @@ from support.waiting import eventually_sync
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+def rejoined(log: str) -> bool:
+    """An assignment (even of nothing) after the loss: a member of the group again."""
+    return "partitions assigned" in log.rpartition("partitions lost")[2]
+
+
 def test_a_frozen_instance_writes_nothing_stale_when_it_wakes(
     kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
 ) -> None:
@@ -46,6 +51,10 @@ def test_a_frozen_instance_writes_nothing_stale_when_it_wakes(
     # harmless, but a CRM without it would take stale writes: it must not call at all.
     eventually_sync(lambda: "partitions lost" in frozen.log_text(), timeout=30)
     assert crm.requests()[requests_before_waking:] == []
+    # It rejoins the group. Stopping it before it is a member again would leave the group's
+    # rebalance waiting for it, and the replacement's SIGTERM with it (the bound on that:
+    # test_consumer_shutdown.py); a user stops a settled group.
+    eventually_sync(lambda: rejoined(frozen.log_text()), timeout=60)
 
     sent = ids_by_customer(events)
     assert crm.event_ids_by_customer() == sent
