@@ -7,8 +7,12 @@ the topic empty.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -190,8 +194,11 @@ async def test_a_shared_secret_header_is_accepted(kafka_bootstrap: str, topic: s
         b"[" * 3000 + b"]" * 3000,
         b'{"n": ' + b"1" * 5000 + b"}",
         b"",
+        # RFC 8259 §8.1: a sender MUST NOT add a byte order mark; a parser MAY ignore one. The
+        # bridge refuses it, like every other byte that is not JSON text.
+        b"\xef\xbb\xbf" + json.dumps(architect()).encode(),
     ],
-    ids=["truncated", "nan", "lone-surrogate", "deep-nesting", "huge-integer", "empty"],
+    ids=["truncated", "nan", "lone-surrogate", "deep-nesting", "huge-integer", "empty", "bom"],
 )
 async def test_malformed_json_gets_400_and_stores_nothing(
     bridge: BridgeUnderTest, path: str, body: bytes
@@ -238,6 +245,27 @@ async def test_a_request_that_does_not_authenticate_gets_401_and_stores_nothing(
     assert_problem(answer, 401)
     assert answer.headers["WWW-Authenticate"].startswith("StandardWebhooks")
     assert bridge.secret not in json.dumps(answer.body)
+    assert bridge.records() == []
+
+
+async def test_a_body_signed_over_bytes_that_are_not_utf8_gets_401_saying_why(
+    bridge: BridgeUnderTest,
+) -> None:
+    # Signed as Standard Webhooks signs, over "{id}.{timestamp}." + the raw body, by a sender
+    # with the right secret: the body cannot be authenticated as text, and the answer says so
+    # rather than "no matching signature" (which would send the sender after its secret).
+    body = json.dumps(architect()).encode("utf-16")
+    message_id, timestamp = "msg-utf16", str(int(time.time()))
+    key = base64.b64decode(bridge.secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + base64.b64encode(digest.digest()).decode(),
+    }
+    answer = await bridge.post(EVENTS, raw=body, sign=False, headers=headers)
+    assert "not UTF-8" in assert_problem(answer, 401)["detail"]
     assert bridge.records() == []
 
 
