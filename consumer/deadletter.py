@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -10,7 +11,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from consumer.clients import KafkaClients
-from consumer.errors import DeadLetterError
+from consumer.errors import DeadLetterError, DeadLetterTooLargeError
 from consumer.producing import AcknowledgedProducer, Headers
 from schemas.topics import (
     DLQ_HEADER_PREFIX,
@@ -25,7 +26,10 @@ from schemas.topics import (
     HEADER_DLQ_STAGE,
     HEADER_DLQ_TIMESTAMP,
     HEADER_DLQ_TOPIC,
+    HEADER_DLQ_VALUE_OMITTED,
 )
+
+_log = logging.getLogger(__name__)
 
 Stage = Literal["decode", "validate", "sink"]
 """Where a record failed: reading its bytes (``decode``), checking its values and deciding what it
@@ -35,6 +39,10 @@ fold), or writing it (``sink``: the CRM's answer, or the HTTP client refusing th
 # The dead-letter header keeps the first 1000 characters of the reason: every reason this code
 # writes fits, and a record's headers stay far below the broker's default message size limit.
 MESSAGE_HEADER_LIMIT: Final = 1000
+# A dead letter sent without its value (too large) keeps its key up to this size: a customer id
+# is at most 256 characters (schemas.identifiers), so only another producer's key is longer, and
+# such a key may be what made the record too large.
+MAX_KEPT_KEY_BYTES: Final = 1024
 
 
 def describe_error(error: BaseException, *, limit: int = MESSAGE_HEADER_LIMIT) -> str:
@@ -105,18 +113,45 @@ class DeadLetterPublisher:
             error=lambda reason: DeadLetterError(
                 f"dead-letter topic did not acknowledge: {reason}"
             ),
+            too_large=lambda reason: DeadLetterTooLargeError(
+                f"dead-letter topic did not take the record: {reason}"
+            ),
         )
 
     async def send(self, message: Message, failure: Failure) -> None:
         """Return once the broker has the dead letter; raise :class:`DeadLetterError` (fatal:
-        the consumer stops before the record's offset) for any failure, whatever its kind."""
+        the consumer stops before the record's offset) for any failure, whatever its kind.
+
+        A record that, with its headers, is larger than the dead-letter topic takes is sent
+        again as its key and the context headers only, :data:`HEADER_DLQ_VALUE_OMITTED` giving
+        the size of the value left out: the same bytes could never be taken, and a consumer
+        that stopped on them would stop again on every restart, holding the partition forever.
+        The original stays at its topic, partition and offset (the context says where)."""
+        headers = dead_letter_headers(message, failure, self._group_id)
         try:
-            await self._producer.produce(
-                self._topic,
-                key=message.key(),
-                value=message.value(),
-                headers=dead_letter_headers(message, failure, self._group_id),
-            )
+            try:
+                await self._producer.produce(
+                    self._topic, key=message.key(), value=message.value(), headers=headers
+                )
+            except DeadLetterTooLargeError as exc:
+                value = message.value() or b""
+                _log.warning(
+                    "dead letter too large for its topic; sending its key and context only",
+                    extra={
+                        "topic": message.topic(),
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                        "value_bytes": len(value),
+                        "reason": str(exc),
+                    },
+                )
+                context: Headers = [(k, v) for k, v in headers if k.startswith(DLQ_HEADER_PREFIX)]
+                omitted = (HEADER_DLQ_VALUE_OMITTED, str(len(value)).encode())
+                key = message.key()
+                kept = key if key is None or len(key) <= MAX_KEPT_KEY_BYTES else None
+                await self._producer.produce(
+                    self._topic, key=kept, value=None, headers=[*context, omitted]
+                )
         except DeadLetterError:
             raise
         except Exception as exc:

@@ -59,6 +59,11 @@ class DeadLetterError(ConsumerError):
     """The dead-letter topic did not acknowledge a record; the consumer must stop, not skip it."""
 
 
+class DeadLetterTooLargeError(DeadLetterError):
+    """The dead letter is larger than the producer or the dead-letter topic takes
+    (``message.max.bytes``, the topic's ``max.message.bytes``): it can be sent again smaller."""
+
+
 class StateError(ConsumerError):
     """The customer state cannot be kept: its changelog topic is unusable or did not acknowledge.
     The consumer stops rather than commit an offset whose state change is not durable."""

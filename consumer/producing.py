@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -21,6 +21,10 @@ from consumer.errors import ConsumerError
 
 Headers = list[tuple[str, str | bytes | None]]
 ErrorFactory = Callable[[str], ConsumerError]
+
+# A record larger than the producer's message.max.bytes (refused by produce() itself), or than
+# the topic's max.message.bytes (refused by the broker): the same bytes can never succeed.
+TOO_LARGE: Final = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 
 _log = logging.getLogger(__name__)
 
@@ -33,11 +37,14 @@ class AcknowledgedProducer:
         client_id: str,
         delivery_timeout_ms: int,
         error: ErrorFactory,
+        too_large: ErrorFactory | None = None,
         extra_config: Mapping[str, Any] | None = None,
     ) -> None:
         """``error`` builds the exception a failed delivery raises (the caller's own kind) from
-        the broker's or the client's reason."""
+        the broker's or the client's reason; ``too_large`` (default: ``error``) the one for a
+        record too large to be taken (:data:`TOO_LARGE`)."""
         self._error = error
+        self._too_large = too_large or error
         self._producer = clients.producer(
             client_id,
             {
@@ -108,7 +115,7 @@ class AcknowledgedProducer:
             self._producer.flush(1.0)
             self._producer.produce(topic, **kwargs)
         except KafkaException as exc:
-            raise self._error(f"cannot produce to {topic}: {exc}") from exc
+            raise self._failure(exc.args[0], f"cannot produce to {topic}: {exc}") from exc
 
     def _settle(self, done: asyncio.Future[None], error: KafkaError | None) -> None:
         if done.done():
@@ -116,7 +123,11 @@ class AcknowledgedProducer:
         if error is None:
             done.set_result(None)
         else:
-            done.set_exception(self._error(error.str()))
+            done.set_exception(self._failure(error, error.str()))
+
+    def _failure(self, error: object, reason: str) -> ConsumerError:
+        too_large = isinstance(error, KafkaError) and error.code() in TOO_LARGE
+        return (self._too_large if too_large else self._error)(reason)
 
     def _serve(self) -> None:
         while not self._stopping.is_set():

@@ -45,6 +45,10 @@ HEADER_DLQ_ATTEMPTS: Final = f"{DLQ_HEADER_PREFIX}attempts"
 HEADER_DLQ_FIRST_FAILURE: Final = f"{DLQ_HEADER_PREFIX}first.failure"
 HEADER_DLQ_LAST_FAILURE: Final = f"{DLQ_HEADER_PREFIX}last.failure"
 HEADER_DLQ_GROUP: Final = f"{DLQ_HEADER_PREFIX}group"
+# Present when the record with its headers was larger than the dead-letter topic takes: the dead
+# letter then holds the key and the context only, and this header the size (bytes) of the value
+# left out. The record itself is still at topic/partition/offset above (until its retention).
+HEADER_DLQ_VALUE_OMITTED: Final = f"{DLQ_HEADER_PREFIX}value.omitted"
 
 # Provenance of a record the dead-letter tool re-published, all under one prefix. A record
 # replayed again gets all of them replaced (they describe this replay) and the count raised.

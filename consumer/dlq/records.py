@@ -23,6 +23,7 @@ from schemas.topics import (
     HEADER_DLQ_PARTITION,
     HEADER_DLQ_STAGE,
     HEADER_DLQ_TOPIC,
+    HEADER_DLQ_VALUE_OMITTED,
     HEADER_EVENT_ID,
     HEADER_REPLAY_COUNT,
 )
@@ -58,6 +59,9 @@ class DeadLetter:
     group: str | None
     replay_count: int  # replays so far (0 for a record that never was replayed)
     event_id: str | None
+    value_omitted: int | None = None
+    """The size of the value the consumer left out (too large for the dead-letter topic), or
+    ``None``: such a dead letter cannot be replayed, its record is only at its origin."""
 
     @classmethod
     def from_message(cls, message: Message) -> DeadLetter:
@@ -87,6 +91,7 @@ class DeadLetter:
             group=text.get(HEADER_DLQ_GROUP),
             replay_count=max(_int(text.get(HEADER_REPLAY_COUNT)) or 0, 0),
             event_id=text.get(HEADER_EVENT_ID),
+            value_omitted=_int(text.get(HEADER_DLQ_VALUE_OMITTED)),
         )
 
     @property

@@ -9,7 +9,9 @@ the newest.
 
 The loop guard: a record already replayed ``max_replays`` times is parked instead
 (``segstream.parked.reason: max-replays``). A dead letter without the ``segstream.dlq.topic``
-context cannot be replayed (nothing says where to) and is left in place: ``park`` it.
+context cannot be replayed (nothing says where to), nor can one the consumer wrote without its
+value (too large for the dead-letter topic: ``segstream.dlq.value.omitted``); both are left in
+place: ``park`` them (the latter's record is at its origin, re-produce it from there).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class ReplayChooser:
             headers = parked_headers(record, REASON_MAX_REPLAYS, run_id, now)
             output = Output(self.parked_topic, record.key, record.value, headers)
             return Decision(Action.PARKED_MAX_REPLAYS, output)
-        if record.origin is None:
+        if record.origin is None or record.value_omitted is not None:
             return Decision(Action.UNREPLAYABLE)
         headers = replay_headers(record, record.origin, run_id, now)
         return Decision(

@@ -228,6 +228,39 @@ def test_a_dead_letter_that_cannot_be_written_stops_the_consumer_before_its_offs
     assert before.event.event_id in update_keys(crm)
 
 
+def test_a_record_too_large_for_the_dead_letter_topic_is_dead_lettered_without_it_and_all_flows(
+    kafka_bootstrap: str, topics, crm: CrmSimulator, group_id: str, run_dir
+) -> None:
+    # Poison of 6,000 bytes, a dead-letter topic that takes 4,096: the same bytes can never be
+    # written there. Stopping on them would stop every restart and every new owner too.
+    topic = topics.create("interactions", partitions=3)
+    dlq = topics.create("dlq", partitions=1, config={"max.message.bytes": "4096"})
+    consumers = ConsumerGroup(
+        bootstrap=kafka_bootstrap, topic=topic, dlq=dlq, group_id=group_id, crm=crm, run_dir=run_dir
+    )
+    poison_at = produce_raw(kafka_bootstrap, topic, b"C-large", b"\x7b" * 6000, [])
+    good = interleaved_events(customers=10, total=60, seed=2)
+    produce(kafka_bootstrap, topic, good)
+    instance = consumers.start()
+    try:
+        eventually_sync(lambda: {e.event_id for e in good} <= set(update_keys(crm)), timeout=60)
+        [dead] = eventually_sync(lambda: read_all(kafka_bootstrap, dlq), timeout=30)
+        assert instance.process.poll() is None
+    finally:
+        codes = consumers.stop_all()
+    assert codes == dict.fromkeys(codes, 0)
+    headers = {k: v for k, v in dead.headers() or [] if v is not None}
+    assert (dead.key(), dead.value()) == (b"C-large", None)
+    assert headers[f"{DLQ_HEADER_PREFIX}value.omitted"] == b"6000"
+    assert headers[f"{DLQ_HEADER_PREFIX}topic"] == topic.encode()
+    origin = (
+        int(headers[f"{DLQ_HEADER_PREFIX}partition"]),
+        int(headers[f"{DLQ_HEADER_PREFIX}offset"]),
+    )
+    assert origin == poison_at  # where the whole record still is
+    assert crm.event_ids_by_customer() == ids_by_customer(good)
+
+
 def test_a_rotated_token_is_read_from_its_file_on_the_first_401(
     kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
 ) -> None:

@@ -101,6 +101,16 @@ def test_a_dead_letter_without_an_original_topic_is_left_in_place() -> None:
     assert decision.output is None
 
 
+def test_a_dead_letter_the_consumer_wrote_without_its_value_is_left_in_place() -> None:
+    # Replaying it would publish an empty value where the event was: the record is at its
+    # origin (the context says where), not here.
+    record = dead_letter([*CONTEXT, ("segstream.dlq.value.omitted", b"1048000")])
+    assert record.value_omitted == 1048000
+    decision = ReplayChooser("dlq.parked", max_replays=3)(record, "run-1", NOW)
+    assert decision.action is Action.UNREPLAYABLE
+    assert decision.output is None
+
+
 def test_park_keeps_the_whole_dead_letter_and_says_the_operator_parked_it() -> None:
     record = dead_letter([("event-id", b"e-7"), *CONTEXT, ("segstream.parked.reason", b"old")])
     decision = ParkChooser("dlq.parked")(record, "run-2", NOW)
