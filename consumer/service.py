@@ -128,7 +128,7 @@ class ConsumerService:
             clients=self.clients,
             holds=holds,
         )
-        self._writer.lease = self._engine.lease
+        self._writer.lease = self._sink.lease = self._engine.lease
         self._breaker.on_state_change = self._circuit_changed
 
     def _circuit_changed(self, state: str) -> None:

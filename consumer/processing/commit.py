@@ -21,6 +21,10 @@ The commit steps, at-least-once and never past an unfinished record:
    now could move its offsets under it.
 7. **Shutdown.** After the shutdown drain, one synchronous commit of every position, then
    ``close()`` leaves the group.
+8. **After a freeze.** The first poll after a gap longer than the write lease's validity commits
+   the positions synchronously before any write goes out (:func:`confirm_membership`): the
+   broker takes a commit only from a member of the group's current generation, so a member that
+   was replaced learns it there, not from a clock.
 """
 
 from __future__ import annotations
@@ -75,3 +79,13 @@ def commit_now(consumer: Consumer, offsets: list[TopicPartition], occasion: str)
         _log.warning(f"commit on {occasion} failed", extra={"reason": str(exc)})
         return False
     return True
+
+
+def confirm_membership(consumer: Consumer, offsets: list[TopicPartition]) -> bool | None:
+    """Step 8: True when the group took a synchronous commit of ``offsets`` (this member is
+    still in its current generation), False when it refused it (``UNKNOWN_MEMBER_ID``,
+    ``ILLEGAL_GENERATION``, ``REBALANCE_IN_PROGRESS``, ...: the loss or the rebalance is
+    reported next), None when there is nothing to commit (no position known: cannot tell)."""
+    if not offsets:
+        return None
+    return commit_now(consumer, offsets, "confirmation after a pause (writes held)")

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumer.clients import KafkaClients
 from consumer.errors import FatalClientError, FencedInstanceError
-from consumer.processing.commit import commit_now, commit_positions, store
+from consumer.processing.commit import commit_now, commit_positions, confirm_membership, store
 from consumer.processing.drain import finish_writes
 from consumer.processing.flow import InFlight, Pauses, PauseWish
 from consumer.processing.holds import PartitionHolds
@@ -183,7 +183,7 @@ class ProcessingEngine:
         # consume(n, timeout) waits for n records or the timeout, so a trickle would sit in the
         # client for the whole timeout: block only for the first record, then take what is there.
         first = self._consumer.poll(_POLL_TIMEOUT_S)
-        self.lease.renew()
+        self.lease.renew(lambda: confirm_membership(self._consumer, to_store))
         if first is None:
             return []
         return (

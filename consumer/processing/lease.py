@@ -4,9 +4,13 @@ A process frozen for longer than the session timeout (a long GC pause, a suspend
 has been replaced by the time it runs again, but its records waiting for a token or a retry
 would fire at once, before the client has told it that its partitions are gone: a "zombie" could
 then overwrite the newer writes of the partition's new owner. So every write first checks the
-lease. It is renewed by each poll of the consumer; after a gap longer than ``validity_s`` it is
-suspended for ``grace_s`` more polls' worth of time, long enough for librdkafka's session check
-(run every second on its main thread) to report the loss, which cancels those records.
+lease. It is renewed by each poll of the consumer; after a gap longer than ``validity_s`` writes
+stay suspended until the group confirms this member (``confirm``: the engine commits its safe
+positions synchronously, which the broker accepts only from a member of the current generation;
+a replaced member gets ``UNKNOWN_MEMBER_ID`` or ``ILLEGAL_GENERATION`` and its loss is reported
+next, which cancels those records). Without a ``confirm`` that can tell, the suspension lasts
+``grace_s``: librdkafka's session check runs every second on its main thread, but on a loaded
+machine reporting the loss can take longer than any grace, hence the confirmation.
 """
 
 from __future__ import annotations
@@ -34,17 +38,32 @@ class WriteLease:
         self._sleep = sleep
         self._renewed_at = clock()
         self._suspended_until = 0.0
+        self._unconfirmed = False
 
-    def renew(self) -> None:
-        """A poll returned (any thread): the group has not moved on without us until now."""
+    def renew(self, confirm: Callable[[], bool | None] | None = None) -> None:
+        """A poll returned (the consumer's thread). After a gap, writes wait for ``confirm``:
+        True (the group still counts this member: writes resume), False (it does not, or not
+        yet: asked again at the next poll), None (it cannot tell: the grace applies)."""
         now = self._clock()
         if now - self._renewed_at > self._validity_s:
             self._suspended_until = now + self._grace_s
+            self._unconfirmed = True
         self._renewed_at = now
+        if self._unconfirmed:
+            confirmed = None if confirm is None else confirm()
+            if confirmed is None:
+                self._unconfirmed = False  # the grace decides
+            elif confirmed:
+                self._unconfirmed = False
+                self._suspended_until = 0.0
 
     def valid(self) -> bool:
         now = self._clock()
-        return now - self._renewed_at <= self._validity_s and now >= self._suspended_until
+        return (
+            now - self._renewed_at <= self._validity_s
+            and not self._unconfirmed
+            and now >= self._suspended_until
+        )
 
     async def held(self) -> None:
         """Return when writing is safe; wait (cancellably) while it is not."""

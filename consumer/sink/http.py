@@ -39,6 +39,7 @@ from typing import Any, Final, Protocol
 import aiohttp
 
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
+from consumer.processing.lease import WriteLease
 from consumer.ratelimit import QuotaHint
 from consumer.sink.base import CustomerUpdate
 from consumer.sink.hints import quota_hint, retry_after_seconds
@@ -146,6 +147,10 @@ class CrmHttpSink:
         self._session: aiohttp.ClientSession | None = None
         self._pacer = pacer
         self._in_flight = 0
+        # The write lease (consumer.processing.lease), looked at right before every request:
+        # the create or second update of a write may wait for a limiter token or a 429 pause,
+        # and a process frozen in that wait must not send it on waking.
+        self.lease: WriteLease | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -191,6 +196,8 @@ class CrmHttpSink:
             if follow_up:
                 await self._pacer.acquire()
             await self._pacer.wait_while_paused()
+        if self.lease is not None:
+            await self.lease.held()
         token = self._token.current()
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key}
         self._in_flight += 1

@@ -75,3 +75,62 @@ async def test_a_waiter_on_a_lapsed_lease_can_be_cancelled() -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+
+
+class Group:
+    """What the broker says to a confirmation commit, one answer per poll."""
+
+    def __init__(self, *answers: bool | None) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def __call__(self) -> bool | None:
+        self.asked += 1
+        return self.answers.pop(0)
+
+
+def test_regular_polls_never_ask_the_group() -> None:
+    clock, group = Clock(), Group()
+    lease = WriteLease(validity_s=3.0, grace_s=2.0, clock=clock)
+    for _ in range(10):
+        clock.now += 1.0
+        lease.renew(group)
+    assert group.asked == 0
+    assert lease.valid()
+
+
+def test_after_a_freeze_writes_wait_for_the_group_however_long_the_loss_takes_to_report() -> None:
+    # A loaded machine: the loss is reported long after any grace would have ended. The group
+    # refuses the member's commit meanwhile, so writes stay held.
+    clock = Clock()
+    group = Group(*[False] * 20)
+    lease = WriteLease(validity_s=3.0, grace_s=2.0, clock=clock)
+    clock.now += 60.0
+    for _ in range(20):
+        lease.renew(group)
+        assert not lease.valid()
+        clock.now += 1.0
+    assert group.asked == 20
+
+
+def test_a_member_the_group_still_counts_writes_again_at_once() -> None:
+    # Frozen past the validity but not past the session: the group takes the commit.
+    clock, group = Clock(), Group(True)
+    lease = WriteLease(validity_s=3.0, grace_s=2.0, clock=clock)
+    clock.now += 4.0
+    lease.renew(group)
+    assert lease.valid()
+    clock.now += 1.0
+    lease.renew(group)
+    assert group.asked == 1  # confirmed once, not at every poll
+
+
+def test_when_the_group_cannot_tell_the_grace_decides() -> None:
+    clock, group = Clock(), Group(None)
+    lease = WriteLease(validity_s=3.0, grace_s=2.0, clock=clock)
+    clock.now += 60.0
+    lease.renew(group)
+    assert not lease.valid()
+    clock.now += 2.1
+    lease.renew(group)
+    assert lease.valid()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumer.errors import SinkRejectedError, SinkUnavailableError, SinkUnusableError
+from consumer.processing.lease import WriteLease
 from consumer.ratelimit import GroupRateLimiter
 from consumer.sink import CustomerUpdate
 from consumer.sink.http import CrmHttpSink, says_key_in_use, update_body
@@ -84,6 +85,43 @@ async def test_a_new_customer_is_created_with_its_attributes_once(
         # Only successes are stored: the retried update executes, and (PATCH) sets the same values.
         assert answered == [*first, ("/v1/customers/update", 200, False)]
         assert applied == [("create", "evt-1:create"), ("update", "evt-1")]
+
+
+class HeldAfterTheFirstRequest(WriteLease):
+    """A lease that lapses once the first request of a write is out (the process froze right
+    after it), until the test says the group confirmed the member again."""
+
+    def __init__(self) -> None:
+        super().__init__(validity_s=3600.0)
+        self.asked = 0
+        self.holding = asyncio.Event()
+        self.confirmed = asyncio.Event()
+
+    async def held(self) -> None:
+        self.asked += 1
+        if self.asked > 1:
+            self.holding.set()
+            await self.confirmed.wait()
+
+
+async def test_the_create_after_a_404_waits_for_the_write_lease_like_the_first_request(
+    start_crm: StartCrm,
+) -> None:
+    crm = await start_crm()
+    sink = sink_for(crm)
+    sink.lease = lease = HeldAfterTheFirstRequest()
+    try:
+        write = asyncio.ensure_future(sink.write(an_update("C-frozen")))
+        await asyncio.wait_for(lease.holding.wait(), 10)
+        # Held before the create went out: the CRM has seen the update's 404 only.
+        assert [(r["path"], r["status"]) for r in await requests(crm)] == [
+            ("/v1/customers/update", 404)
+        ]
+        lease.confirmed.set()
+        await asyncio.wait_for(write, 10)
+    finally:
+        await sink.close()
+    assert await customer(crm, "C-frozen") is not None
 
 
 @pytest.mark.parametrize("mode", ["executed", "successes"])
