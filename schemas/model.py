@@ -93,27 +93,32 @@ Instant = Annotated[datetime, BeforeValidator(_parse_instant), AfterValidator(_a
 """A point in time given as ISO-8601 (with a zone) or epoch milliseconds, kept in UTC to the ms."""
 
 
-def _is_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and unresolved_placeholder(value) is not None
+def is_unresolved(value: Any) -> bool:
+    """Is ``value`` text that is an unresolved template placeholder (any form
+    :mod:`schemas.identifiers` lists, blanks around it ignored)?"""
+    return isinstance(value, str) and unresolved_placeholder(value.strip()) is not None
 
 
-def _summary_or_not_carried(value: Any) -> Any:
-    """A summary that holds an unresolved template placeholder is not carried (``None``).
+def not_carried_if_unresolved(value: Any) -> Any:
+    """An attribute value that is an unresolved placeholder is not carried (``None``).
 
     A template renders a reference whose value is null as its own text (see
     :mod:`schemas.identifiers` for the forms and their sources), so ``"${input.summary}"`` is
     the sending flow's way of saying "no summary": the customer keeps the newest real one.
     """
-    return None if _is_placeholder(value) else value
+    return None if is_unresolved(value) else value
 
 
-def _tags_or_not_carried(value: Any) -> Any:
+def tags_or_not_carried(value: Any) -> Any:
     """Tags that hold an unresolved template placeholder are left out of the list; a non-empty
-    list with nothing else is not carried (``None``), never a clear: a flow whose only tag
-    variable had no value has not asked for the customer's tags to be removed."""
-    if not isinstance(value, list) or not any(_is_placeholder(tag) for tag in value):
+    list with nothing else, or a placeholder in place of the list, is not carried (``None``),
+    never a clear: a flow whose tag variables had no value has not asked for the customer's
+    tags to be removed."""
+    if is_unresolved(value):
+        return None
+    if not isinstance(value, list) or not any(is_unresolved(tag) for tag in value):
         return value
-    kept = [tag for tag in value if not _is_placeholder(tag)]
+    kept = [tag for tag in value if not is_unresolved(tag)]
     return kept or None
 
 
@@ -126,8 +131,8 @@ class InteractionCompleted(BaseModel):
     Contract v2: ``interaction_summary``, ``sentiment_score`` and ``tags`` feed the customer's CRM
     attributes, and ``None`` means the event does not carry that attribute (the customer keeps
     the value of the newest event that did). Only ``tags`` can be carried empty (``[]`` clears).
-    An unresolved template placeholder in the summary or a tag is a template's rendering of
-    "no value", read as not carried (the summary) or left out (a tag).
+    An unresolved template placeholder in the summary, the sentiment or a tag is a template's
+    rendering of "no value", read as not carried (a tag: left out).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -144,23 +149,23 @@ class InteractionCompleted(BaseModel):
     completed_at: Instant = Field(
         validation_alias=AliasChoices("completed_at", "completedAt", "endTime", "completedTime")
     )
-    interaction_summary: Annotated[str | None, BeforeValidator(_summary_or_not_carried)] = Field(
+    interaction_summary: Annotated[str | None, BeforeValidator(not_carried_if_unresolved)] = Field(
         default=None,
         max_length=1024,
         validation_alias=AliasChoices("interaction_summary", "interactionSummary"),
     )
-    sentiment_score: float | None = Field(
+    sentiment_score: Annotated[float | None, BeforeValidator(not_carried_if_unresolved)] = Field(
         default=None,
         ge=-1.0,
         le=1.0,
         allow_inf_nan=False,
         validation_alias=AliasChoices("sentiment_score", "sentimentScore"),
     )
-    tags: Annotated[list[Tag] | None, BeforeValidator(_tags_or_not_carried)] = Field(
+    tags: Annotated[list[Tag] | None, BeforeValidator(tags_or_not_carried)] = Field(
         default=None, max_length=MAX_TAGS
     )
     """``None``: the event does not carry tags (the CRM keeps its own); ``[]``: it clears them.
-    A tag that is an unresolved template placeholder is left out (:func:`_tags_or_not_carried`)."""
+    A tag that is an unresolved template placeholder is left out (:func:`tags_or_not_carried`)."""
     caller_id: str | None = Field(
         default=None, repr=False, validation_alias=AliasChoices("caller_id", "callerId")
     )

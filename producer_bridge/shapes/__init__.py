@@ -47,10 +47,12 @@ class EventMapper:
                 return MappedEvent(
                     platform.to_event(envelope, self._key_fields, received_at),
                     SOURCE_PLATFORM_EVENT,
+                    platform.unresolved_fields(envelope),
                 )
             payload = ArchitectPayload.model_validate(document)
-            event = payload.to_event(received_at)
-            return MappedEvent(event, SOURCE_ARCHITECT, payload.unresolved_fields(event))
+            return MappedEvent(
+                payload.to_event(received_at), SOURCE_ARCHITECT, payload.unresolved_fields
+            )
         except ValidationError as exc:
             raise InvalidEventError(describe_errors(exc.errors())) from exc
 

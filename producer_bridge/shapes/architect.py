@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 from producer_bridge.shapes.wire import WireInstant, WireNumber, not_in_the_future
 from schemas.identifiers import ContactId, CustomerId, EventId, ReferenceId
-from schemas.model import Channel, InteractionCompleted, Tag, default_event_id
+from schemas.model import (
+    Channel,
+    InteractionCompleted,
+    Tag,
+    default_event_id,
+    is_unresolved,
+    tags_or_not_carried,
+)
 
 
 class ArchitectPayload(BaseModel):
@@ -34,15 +49,38 @@ class ArchitectPayload(BaseModel):
     agent_id: ReferenceId | None = Field(default=None, alias="agentId")
     attributes: dict[str, str] = Field(default_factory=dict)
 
-    def unresolved_fields(self, event: InteractionCompleted) -> tuple[str, ...]:
-        """The payload's fields (its names) that held an unresolved template placeholder, which
-        the event model read as not carried (``interactionSummary``) or left out (a tag)."""
-        fields = []
-        if self.interaction_summary is not None and event.interaction_summary is None:
-            fields.append("interactionSummary")
-        if len(self.tags) != len(event.tags or ()):
-            fields.append("tags")
-        return tuple(fields)
+    # The sender's fields that held an unresolved template placeholder (read as not carried),
+    # and whether the tags are carried at all after leaving such tags out.
+    _unresolved: tuple[str, ...] = PrivateAttr(default=())
+    _tags_carried: bool = PrivateAttr(default=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _without_unresolved(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Placeholders are taken out before the fields' own checks: a flow variable with no
+        value is not a value, so it can neither be too long nor count toward 32 tags
+        (the rule and its sources: :func:`schemas.model.not_carried_if_unresolved`)."""
+        if not isinstance(data, dict):
+            return handler(data)
+        cleaned, unresolved = dict(data), []
+        for name in ("interactionSummary", "sentimentScore"):
+            if is_unresolved(cleaned.get(name)):
+                cleaned[name] = None
+                unresolved.append(name)
+        tags = cleaned.get("tags")
+        kept = tags_or_not_carried(tags)
+        if kept is not tags:
+            cleaned["tags"] = kept or []
+            unresolved.append("tags")
+        payload = handler(cleaned)
+        payload._unresolved = tuple(unresolved)
+        payload._tags_carried = kept is not None
+        return payload
+
+    @property
+    def unresolved_fields(self) -> tuple[str, ...]:
+        """The payload's fields (its names) that held an unresolved template placeholder."""
+        return self._unresolved
 
     def to_event(self, received_at: datetime) -> InteractionCompleted:
         """Raises :class:`InvalidEventError` for an ``endTime`` in the future."""
@@ -57,7 +95,7 @@ class ArchitectPayload(BaseModel):
             completed_at=self.end_time or received_at,
             interaction_summary=self.interaction_summary,
             sentiment_score=self.sentiment_score,
-            tags=self.tags,
+            tags=self.tags if self._tags_carried else None,
             caller_id=self.caller_id,
             queue_id=self.queue_id,
             agent_id=self.agent_id,

@@ -31,7 +31,7 @@ from schemas.identifiers import (
     ReferenceId,
     identifier_problem,
 )
-from schemas.model import Channel, InteractionCompleted
+from schemas.model import Channel, InteractionCompleted, is_unresolved
 
 ACW_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.acw$"
 CUSTOMER_END_TOPIC_PATTERN: Final = r"^v2\.detail\.events\.conversation\.[^.]+\.customer\.end$"
@@ -221,6 +221,15 @@ def to_event(
         agent_id=body.user_id,
         attributes=attributes,
     )
+
+
+def unresolved_fields(envelope: PlatformEnvelope) -> tuple[str, ...]:
+    """The envelope's attribute fields that held an unresolved template placeholder (an event
+    bridge rule's input transformer left unfilled), read as not carried by the event model."""
+    body = envelope.detail.event_body
+    if envelope.kind is ConversationEventKind.ACW and is_unresolved(body.wrapup_code):
+        return ("detail.eventBody.wrapupCode",)
+    return ()
 
 
 def _phone_number(ani: str | None) -> str | None:

@@ -377,3 +377,69 @@ def test_a_completion_time_further_ahead_is_refused_naming_the_field(
     [error] = raised.value.errors
     assert error["field"] == field
     assert "after the bridge's clock" in error["reason"]
+
+
+# --- a flow variable with no value --------------------------------------------------------------
+
+LONG_PLACEHOLDER = "$esc.jsonString($!input.segmentationTagsWithAVeryLongVariableName_xx)"
+
+
+@pytest.mark.parametrize(
+    ("fields", "summary", "sentiment", "tags", "unresolved"),
+    [
+        (  # longer than a tag may be: taken out before the length check, not a 422
+            {"tags": [LONG_PLACEHOLDER, "vip"]},
+            "resolved-billing",
+            0.4,
+            ["vip"],
+            ("tags",),
+        ),
+        (  # 32 real tags and one placeholder: the placeholder does not count toward 32
+            {"tags": [f"t{n}" for n in range(32)] + ["NOT_SET"]},
+            "resolved-billing",
+            0.4,
+            [f"t{n}" for n in range(32)],
+            ("tags",),
+        ),
+        (  # a number the template could not fill, and the list as a whole
+            {"sentimentScore": "${input.sentimentScore}", "tags": "${input.tags}"},
+            "resolved-billing",
+            None,
+            None,
+            ("sentimentScore", "tags"),
+        ),
+        (  # the whole-value forms with blanks around them
+            {"interactionSummary": "NOT_SET ", "tags": [" <tag>", "vip"]},
+            None,
+            0.4,
+            ["vip"],
+            ("interactionSummary", "tags"),
+        ),
+        ({"tags": []}, "resolved-billing", 0.4, [], ()),  # an explicit clear stays a clear
+    ],
+    ids=["long-tag", "33rd-tag", "sentiment-and-list", "padded", "clear"],
+)
+def test_placeholders_are_not_carried_and_counted_before_the_fields_checks(
+    fields: dict[str, Any],
+    summary: str | None,
+    sentiment: float | None,
+    tags: list[str] | None,
+    unresolved: tuple[str, ...],
+) -> None:
+    mapped = EventMapper(DEFAULT_CUSTOMER_KEY_FIELDS).map({**ARCHITECT, **fields}, RECEIVED)
+
+    event = mapped.event
+    assert (event.interaction_summary, event.sentiment_score, event.tags) == (
+        summary,
+        sentiment,
+        tags,
+    )
+    assert mapped.unresolved == unresolved
+
+
+def test_a_platform_wrapup_code_the_rule_left_unfilled_is_not_carried_and_counted() -> None:
+    document = platform_event(wrapupCode="<wrapupCode>")
+    mapped = EventMapper(DEFAULT_CUSTOMER_KEY_FIELDS).map(document, RECEIVED)
+
+    assert mapped.event.interaction_summary is None
+    assert mapped.unresolved == ("detail.eventBody.wrapupCode",)

@@ -88,3 +88,13 @@ def test_a_record_another_producer_wrote_with_placeholders_is_read_the_same_way(
 
     assert decoded.interaction_summary is None
     assert decoded.tags == ["vip"]
+
+
+def test_a_placeholder_sentiment_or_tag_list_is_not_carried() -> None:
+    read = event(sentiment_score="${input.sentimentScore}", tags="$!{input.tags}")
+    assert (read.sentiment_score, read.tags) == (None, None)
+
+
+def test_the_whole_value_forms_are_recognised_with_blanks_around_them() -> None:
+    read = event(interaction_summary=" NOT_SET ", tags=[" <tag>", "vip"])
+    assert (read.interaction_summary, read.tags) == (None, ["vip"])
