@@ -84,7 +84,11 @@ def ensure_topics(
     except KafkaException as exc:
         raise ConsumerError(f"cannot describe the cluster: {exc}") from exc
     brokers = len(metadata.brokers)
-    # Only topics still to create need the brokers: existing ones are left as they are.
+    # Only topics still to create need the brokers: existing ones are left as they are, but an
+    # operator who asked for more durability than they have is told so.
+    for spec in specs:
+        if spec.name in metadata.topics:
+            _warn_if_unlike(spec, metadata.topics[spec.name])
     absent = [spec for spec in specs if spec.name not in metadata.topics]
     wanted = max((spec.replication_factor for spec in absent), default=0)
     if wanted > brokers:
@@ -107,6 +111,24 @@ def ensure_topics(
     _wait_until_described(admin, missing, timeout)
     for name in missing:
         _log.info("topic %s created", name, extra={"topic": name})
+
+
+def _warn_if_unlike(spec: TopicSpec, existing: TopicMetadata) -> None:
+    partitions = len(existing.partitions)
+    replicas = min((len(p.replicas) for p in existing.partitions.values()), default=0)
+    if (partitions, replicas) == (spec.partitions, spec.replication_factor):
+        return
+    _log.warning(
+        "topic %s exists with %d partitions and replication factor %d, not the %d and %d asked "
+        "for; left as it is (kafka-topics.sh --alter adds partitions, kafka-reassign-partitions.sh"
+        " adds replicas)",
+        spec.name,
+        partitions,
+        replicas,
+        spec.partitions,
+        spec.replication_factor,
+        extra={"topic": spec.name},
+    )
 
 
 def _wait_until_described(admin: AdminClient, names: list[str], timeout: float) -> None:

@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from sandbox.kafka.broker import LocalKafka
+from schemas.topics import AUDIT_SUFFIX, PARKED_SUFFIX
 from support.commands import run_create_topics
 
 pytestmark = pytest.mark.kafka
@@ -118,3 +119,32 @@ def test_the_defaults_on_three_brokers_give_three_replicas_and_min_insync_two(
     again = run(env)
     assert again.returncode == 0, again.stderr
     assert our_topics(bootstrap, topic) == names
+
+
+def test_existing_topics_unlike_the_settings_are_left_alone_and_named_in_a_warning(
+    kafka_bootstrap: str,
+) -> None:
+    # make run's topics (replication factor 1), then the command with production defaults.
+    env = command_env(kafka_bootstrap, topic_replication_factor="1", topic_min_insync_replicas="1")
+    assert run(env).returncode == 0
+    production = {k: v for k, v in env.items() if "REPLICATION" not in k and "INSYNC" not in k}
+
+    again = run(production)
+
+    assert again.returncode == 0, again.stderr
+    warnings = [
+        line for line in map(json.loads, again.stderr.splitlines()) if line["level"] == "WARNING"
+    ]
+    dead_letters = env["SEGSTREAM_CONSUMER_DEAD_LETTER_TOPIC"]
+    assert sorted(line["topic"] for line in warnings) == sorted(
+        [
+            env["SEGSTREAM_CONSUMER_TOPIC"],
+            dead_letters,
+            f"{env['SEGSTREAM_CONSUMER_GROUP_ID']}-customer-state-changelog",
+            f"{dead_letters}{PARKED_SUFFIX}",
+            f"{dead_letters}{AUDIT_SUFFIX}",
+        ]
+    )
+    for line in warnings:
+        assert "replication factor 1, not the" in line["message"]
+        assert "and 3 asked for; left as it is" in line["message"]
