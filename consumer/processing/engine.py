@@ -21,9 +21,10 @@ from typing import Any, Final, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumer.clients import KafkaClients
-from consumer.errors import FatalClientError, FencedInstanceError
+from consumer.errors import FatalClientError
 from consumer.processing.commit import commit_now, commit_positions, confirm_membership, store
 from consumer.processing.drain import finish_writes
+from consumer.processing.fatal import fatal_error
 from consumer.processing.flow import InFlight, Pauses, PauseWish
 from consumer.processing.holds import PartitionHolds
 from consumer.processing.keyqueues import KeyedQueues
@@ -130,7 +131,9 @@ class ProcessingEngine:
         self._handler = handler
         self._observer = observer
         self._limits = limits or EngineLimits()
-        self._consumer = clients.consumer(CLIENT_ID, {**config, "stats_cb": observer.kafka_stats})
+        self._consumer = clients.consumer(
+            CLIENT_ID, {**config, "stats_cb": observer.kafka_stats, "on_commit": self._on_commit}
+        )
         self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partitions: dict[Partition, _PartitionState] = {}
@@ -312,8 +315,9 @@ class ProcessingEngine:
     def _accept(self, message: Message) -> None:
         error = message.error()
         if error is not None:
-            if error.fatal() or error.code() == KafkaError._FATAL:
-                self._client_failed(error)
+            fatal = fatal_error(error, self._instance_id)
+            if fatal is not None:
+                self._client_failed(fatal)
             elif error.code() != KafkaError._PARTITION_EOF:
                 _log.warning("consume error", extra={"reason": error.str()})
             return
@@ -333,26 +337,23 @@ class ProcessingEngine:
         if self._queues.push(record.key, record):
             self._start(record, state)
 
-    def _client_failed(self, error: KafkaError) -> None:
-        """librdkafka's fatal error: the client can do nothing more. Stop at once, without
-        draining or committing: another member may own the partitions already."""
+    def _client_failed(self, fatal: FatalClientError) -> None:
+        """The client can do nothing more (any thread). Stop at once, without draining or
+        committing: another member may own the partitions already; no write starts from now."""
+        self.lease.revoke()
         if self._fatal is not None:
             return
-        reason = error.str()
-        fatal: FatalClientError
-        if "fenced" in reason.lower():
-            fatal = FencedInstanceError(
-                f"fenced: another instance joined the group with group.instance.id "
-                f"{self._instance_id!r}; each instance needs an id of its own ({reason})"
-            )
-        else:
-            fatal = FatalClientError(f"Kafka client failed fatally: {reason}")
         self._fatal = fatal
         _log.error(
             "stopping: %s",
             fatal,
             extra={"group_instance_id": self._instance_id, "error_class": type(fatal).__name__},
         )
+
+    def _on_commit(self, error: KafkaError | None, _: list[TopicPartition]) -> None:
+        fatal = None if error is None else fatal_error(error, self._instance_id)
+        if fatal is not None:
+            self._client_failed(fatal)
 
     def _start(self, record: _Record, state: _PartitionState) -> None:
         record.task = asyncio.create_task(self._process(record, state))

@@ -39,6 +39,11 @@ class WriteLease:
         self._renewed_at = clock()
         self._suspended_until = 0.0
         self._unconfirmed = False
+        self._revoked = False
+
+    def revoke(self) -> None:
+        """For good (any thread): the client failed fatally, e.g. fenced; nothing may be sent."""
+        self._revoked = True
 
     def renew(self, confirm: Callable[[], bool | None] | None = None) -> None:
         """A poll returned (the consumer's thread). After a gap, writes wait for ``confirm``:
@@ -60,7 +65,8 @@ class WriteLease:
     def valid(self) -> bool:
         now = self._clock()
         return (
-            now - self._renewed_at <= self._validity_s
+            not self._revoked
+            and now - self._renewed_at <= self._validity_s
             and not self._unconfirmed
             and now >= self._suspended_until
         )

@@ -3,9 +3,11 @@ partitions back and the rest of the group does not rebalance at all."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from sandbox.records import make_event, produce
+from sandbox.records import interleaved_events, make_event, produce
 from support.consumers import ConsumerGroup
 from support.crm import CrmSimulator
 from support.metrics import metric, sample
@@ -81,4 +83,30 @@ def test_a_second_instance_with_the_same_instance_id_fences_the_first_which_exit
     eventually_sync(lambda: len(crm.applied()) >= len(events), timeout=60)
     assert second.process.poll() is None
     first.stop()  # already exited: the group fixture expects only the survivor to exit 0
+    group.instances.remove(first)
+
+
+def test_a_fenced_instance_with_a_backlog_stops_long_before_its_session_would_time_out(
+    kafka_bootstrap: str, pipeline_topics, crm: CrmSimulator, group: ConsumerGroup
+) -> None:
+    """librdkafka queues its fatal error behind the records already fetched: an instance with a
+    backlog read it only after them, at about its session timeout (29 s of 30 here), writing as
+    a fenced member meanwhile. The commit callback hears the fence at once."""
+    crm.set_faults(latency_ms_min=20.0, latency_ms_max=40.0)
+    events = interleaved_events(customers=200, total=6000, seed=3)
+    produce(kafka_bootstrap, pipeline_topics.events, events)
+    static = {
+        "group_instance_id": "consumer-a",
+        "session_timeout_ms": 30_000,
+        "crm_rate_limit_per_s": 100,  # a backlog that lasts: about a minute of work
+    }
+    first = group.start(**static)
+    eventually_sync(lambda: len(crm.applied()) >= 50, timeout=60)
+    started = time.monotonic()
+    group.start(**static)
+
+    assert first.process.wait(60) == 3
+    assert time.monotonic() - started < 15  # well inside the 30 s session
+    assert "stopping: fenced" in first.log_text()
+    first.stop()
     group.instances.remove(first)

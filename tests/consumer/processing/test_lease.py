@@ -134,3 +134,14 @@ def test_when_the_group_cannot_tell_the_grace_decides() -> None:
     clock.now += 2.1
     lease.renew(group)
     assert lease.valid()
+
+
+def test_a_revoked_lease_never_comes_back() -> None:
+    # The client failed fatally (fenced): whatever the polls or the group say, nothing is sent.
+    clock, group = Clock(), Group(True)
+    lease = WriteLease(validity_s=3.0, grace_s=2.0, clock=clock)
+    lease.revoke()
+    for _ in range(5):
+        clock.now += 1.0
+        lease.renew(group)
+        assert not lease.valid()
