@@ -7,6 +7,7 @@ reaches parsing, validation and the broker instead of stopping at 401; schemathe
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import uuid
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import requests
 import schemathesis
@@ -24,8 +26,11 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.checks import negative_data_rejection
+from schemathesis.core.parameters import ParameterLocation
 from standardwebhooks.webhooks import Webhook
 
+from producer_bridge.openapi import checked_in_document
 from producer_bridge.settings import BridgeSettings
 from sandbox.kafka.broker import free_port
 from sandbox.secrets import ensure_secret_file, new_webhook_secret
@@ -154,8 +159,31 @@ def fuzzable(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def valid_per_document(document: dict[str, Any], path: str, body: Any) -> bool:
+    """Does ``body`` conform to the request schema of ``path`` in ``document`` (the one served,
+    patterns and all, not the fuzzable copy), by an independent JSON Schema validator?"""
+    media = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    validator = jsonschema_rs.Draft202012Validator(
+        {**media["schema"], "components": document["components"]}
+    )
+    try:
+        return bool(validator.is_valid(body))
+    except (TypeError, ValueError):  # not even JSON data: certainly not valid
+        return False
+
+
+def only_the_body_is_negative(case: schemathesis.Case) -> bool:
+    meta = case.meta
+    return meta is not None and all(
+        location == ParameterLocation.BODY
+        for location, component in meta.components.items()
+        if component.mode.is_negative
+    )
+
+
 def test_every_generated_request_is_answered_as_the_document_says(live_bridge: LiveBridge) -> None:
     served = requests.get(live_bridge.url + "/openapi.json", timeout=10).json()
+    document = copy.deepcopy(served)
     schema = schemathesis.openapi.from_dict(fuzzable(served))
     checks = schema.config.checks
     # Schema-valid data must be stored (202). The document states two more rules in prose that
@@ -179,14 +207,26 @@ def test_every_generated_request_is_answered_as_the_document_says(live_bridge: L
     )
     @given(case=cases)
     def answered_as_documented(case: schemathesis.Case) -> None:
-        response = case.call_and_validate(base_url=live_bridge.url, auth=signer, timeout=20)
+        # A "negative" case whose body the document accepts is not one: schemathesis cannot
+        # negate a custom format (the identifiers' fuzzable stand-in for their pattern) and
+        # sometimes sends a valid body as invalid (seen: conversationId "0"). Such a case is
+        # held to the positive rules instead.
+        positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if not positive and case.path in (EVENTS, BATCH) and only_the_body_is_negative(case):
+            positive = valid_per_document(document, case.path, case.body)
+        response = case.call_and_validate(
+            base_url=live_bridge.url,
+            auth=signer,
+            timeout=20,
+            excluded_checks=[negative_data_rejection] if positive else None,
+        )
         status = response.status_code
         assert status < 500, response.content
         if case.path not in (EVENTS, BATCH):
             return  # probes, metrics, the document: schemathesis' own checks cover them
         body = json.loads(response.content) if response.content else None
         answers.record(case.path, status, body)
-        if case.meta is not None and case.meta.generation.mode.is_positive:
+        if positive:
             sent = response.request.body or b""
             sent = sent.encode() if isinstance(sent, str) else sent
             if status == 413:
@@ -210,3 +250,30 @@ def test_every_generated_request_is_answered_as_the_document_says(live_bridge: L
         for record in read_all(live_bridge.bootstrap, live_bridge.topic)
     }
     assert stored == answers.accepted_event_ids
+
+
+def test_the_independent_validator_tells_the_false_negative_case_from_a_true_one() -> None:
+    # The body schemathesis sent as "schema-violating" in a CI run (trimmed of its ignored
+    # members): valid by the document, so the bridge's 202 was right.
+    document = checked_in_document()
+    reported = {
+        "detail-type": "v2.detail.events.conversation.0.customer.end",
+        "detail": {
+            "eventBody": {
+                "participantId": "0",
+                "eventTime": "2000-02-01T00:00:02Z",
+                "externalContactId": "0",
+                "mediaType": "",
+                "conversationId": "0",
+                "ani": "S\u0083\U000d8af1",
+            },
+            "topicName": "v2.detail.events.conversation.0.customer.end",
+        },
+    }
+    assert valid_per_document(document, EVENTS, reported)
+    placeholder = {**reported, "detail": {**reported["detail"]}}
+    placeholder["detail"]["eventBody"] = {
+        **reported["detail"]["eventBody"],
+        "conversationId": "${input.conversationId}",
+    }
+    assert not valid_per_document(document, EVENTS, placeholder)
