@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from sandbox.records import make_event, produce
+from sandbox.records import make_event, produce, produce_raw
+from schemas.codec import SingleObjectCodec
 from schemas.topics import HEADER_PARKED_REASON
 from support.commands import run_create_topics
 from support.consumers import ConsumerGroup
@@ -303,3 +304,47 @@ def test_on_one_broker_the_defaults_work_once_its_topics_exist_and_the_error_nam
 
 def end_offsets_topics(bootstrap: str) -> set[str]:
     return {topic for topic, _ in end_offsets(bootstrap)}
+
+
+def test_dead_letters_that_cannot_be_replayed_are_left_in_place_and_the_run_exits_1(
+    kafka_bootstrap: str, pipeline_topics: Any, dlq: DlqTool
+) -> None:
+    # Two records another tool wrote (no context), one the consumer wrote without its value
+    # (too large for the dead-letter topic), and three ordinary dead letters.
+    events_topic, dead_letter_topic = pipeline_topics.events, pipeline_topics.dead_letters
+    context = [
+        ("segstream.dlq.topic", events_topic.encode()),
+        ("segstream.dlq.partition", b"0"),
+        ("segstream.dlq.stage", b"validate"),
+        ("segstream.dlq.error.class", b"EventValidationError"),
+    ]
+    ordinary = [
+        (f"C-{n}".encode(), SingleObjectCodec().encode(make_event(f"C-{n}", 1).to_avro()), n)
+        for n in range(3)
+    ]
+    for key, value, offset in ordinary:
+        produce_raw(
+            kafka_bootstrap,
+            dead_letter_topic,
+            key,
+            value,
+            [*context, ("segstream.dlq.offset", str(offset).encode())],
+        )
+    produce_raw(kafka_bootstrap, dead_letter_topic, b"C-x", b"foreign", [])
+    produce_raw(kafka_bootstrap, dead_letter_topic, b"C-y", b"foreign too", [("a", b"b")])
+    produce_raw(
+        kafka_bootstrap,
+        dead_letter_topic,
+        b"C-large",
+        b"",
+        [*context, ("segstream.dlq.offset", b"7"), ("segstream.dlq.value.omitted", b"2000000")],
+    )
+
+    first = dlq.run("replay", "--all")
+    again = dlq.run("replay", "--all")
+
+    assert (first.returncode, again.returncode) == (1, 1), first.stderr
+    assert "left in place" in first.stdout
+    replayed = replays(read_all(kafka_bootstrap, events_topic))
+    assert sorted(m.key() for m in replayed) == [b"C-0", b"C-1", b"C-2"]  # once each
+    assert len(read_all(kafka_bootstrap, dead_letter_topic)) == 6  # nothing taken away
