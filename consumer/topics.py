@@ -64,6 +64,7 @@ def ensure_topics(
     timeout: float = 30.0,
     *,
     env_prefix: str = "SEGSTREAM_CONSUMER_",
+    warn_unlike: bool = True,
 ) -> None:
     """Create what is missing; an existing topic is left as it is (and said so in the log).
 
@@ -71,6 +72,8 @@ def ensure_topics(
     to create exceeds the cluster's brokers or ``min.insync.replicas`` exceeds the replication
     factor, or when the cluster refuses the dry run; :class:`ConsumerError` when the cluster
     cannot be asked. ``env_prefix`` names the settings the error message points at.
+    ``warn_unlike``: log a warning for each existing topic whose partitions or replication
+    factor differ from its spec (left as it is either way).
     """
     for spec in specs:
         if spec.min_insync_replicas > spec.replication_factor:
@@ -86,7 +89,7 @@ def ensure_topics(
     brokers = len(metadata.brokers)
     # Only topics still to create need the brokers: existing ones are left as they are, but an
     # operator who asked for more durability than they have is told so.
-    for spec in specs:
+    for spec in specs if warn_unlike else ():
         if spec.name in metadata.topics:
             _warn_if_unlike(spec, metadata.topics[spec.name])
     absent = [spec for spec in specs if spec.name not in metadata.topics]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from confluent_kafka import Message
 
@@ -39,6 +40,11 @@ class Origin:
     topic: str
     partition: int
     offset: int
+
+
+# Kafka's partition numbers are 32-bit signed ints: a header beyond them (or below 0) is not a
+# position in any topic, and the record has no origin.
+MAX_PARTITION: Final = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,13 @@ class DeadLetter:
             _int(text.get(HEADER_DLQ_PARTITION)),
             _int(text.get(HEADER_DLQ_OFFSET)),
         )
-        if topic and partition is not None and offset is not None:
+        if (
+            topic
+            and partition is not None
+            and offset is not None
+            and 0 <= partition < MAX_PARTITION
+            and offset >= 0
+        ):
             origin = Origin(topic, partition, offset)
         return cls(
             partition=message.partition() or 0,

@@ -20,7 +20,10 @@ _ACTION_LABELS: Final = {
     Action.PARKED: "parked",
     Action.PARKED_MAX_REPLAYS: "parked by the loop guard (--max-replays)",
     Action.DUPLICATE: "duplicate dead letters of one record (written once)",
-    Action.UNREPLAYABLE: "left in place: no original topic, or no value kept (park them)",
+    Action.UNREPLAYABLE: (
+        "left in place: no original topic, a topic a replay may not write to, or no value "
+        "kept (park them)"
+    ),
 }
 _STOP_TEXT: Final = {
     StopReason.MAX: "stopped at --max; run again for the rest",

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from consumer.clients import KafkaClients
 from consumer.dlq.audit import AuditLog, AuditRecord, Outcome, ReasonCount
+from consumer.dlq.destinations import ReplayDestinations
 from consumer.dlq.errors import DlqError, ExitCode, KafkaUnavailableError, UsageError
 from consumer.dlq.inspection import Decoder, inspect
 from consumer.dlq.park import ParkChooser
@@ -96,6 +97,9 @@ def _ensure(settings: DlqSettings, specs: list[TopicSpec]) -> None:
             specs,
             timeout=settings.kafka_timeout_s,
             env_prefix=settings.model_config["env_prefix"],
+            # The tool creates its topics only when missing, at every run; the operator's
+            # create-topics is where a topic unlike the settings is worth a warning.
+            warn_unlike=False,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from exc  # a setting to change: exit 2, nothing changed
@@ -148,7 +152,17 @@ def run_transfer(
     rate = settings.rate_per_s if options.rate_per_s is None else options.rate_per_s
     chooser: Chooser
     if command == "replay":
-        chooser = ReplayChooser(settings.parked, max_replays)
+        destinations = ReplayDestinations(
+            KafkaClients.from_settings(settings),
+            [
+                settings.dead_letter_topic,
+                settings.parked,
+                settings.audit,
+                settings.state_changelog_topic,
+            ],
+            timeout_s=settings.kafka_timeout_s,
+        )
+        chooser = ReplayChooser(settings.parked, max_replays, destinations.allowed)
         shown_options: dict[str, Any] = {"rate_per_s": rate, "max_replays": max_replays}
     else:
         chooser = ParkChooser(settings.parked)

@@ -34,7 +34,7 @@ class Action(enum.StrEnum):
     PARKED = "parked"  # by the operator (``park``)
     PARKED_MAX_REPLAYS = "parked_max_replays"  # by the loop guard
     DUPLICATE = "duplicate"  # a second dead letter of a record handled earlier in this run
-    UNREPLAYABLE = "unreplayable"  # no original topic, or no value kept: left in place
+    UNREPLAYABLE = "unreplayable"  # no (allowed) original topic, or no value kept: in place
 
 
 HANDLED = (Action.REPLAYED, Action.PARKED, Action.PARKED_MAX_REPLAYS)

@@ -310,7 +310,8 @@ def test_dead_letters_that_cannot_be_replayed_are_left_in_place_and_the_run_exit
     kafka_bootstrap: str, pipeline_topics: Any, dlq: DlqTool
 ) -> None:
     # Two records another tool wrote (no context), one the consumer wrote without its value
-    # (too large for the dead-letter topic), and three ordinary dead letters.
+    # (too large for the dead-letter topic), five whose context names a topic a replay may not
+    # write to, and three ordinary dead letters.
     events_topic, dead_letter_topic = pipeline_topics.events, pipeline_topics.dead_letters
     context = [
         ("segstream.dlq.topic", events_topic.encode()),
@@ -340,11 +341,35 @@ def test_dead_letters_that_cannot_be_replayed_are_left_in_place_and_the_run_exit
         [*context, ("segstream.dlq.offset", b"7"), ("segstream.dlq.value.omitted", b"2000000")],
     )
 
+    refused = [
+        "no-such-topic-for-replays",  # every run's transaction would abort at its commit
+        dead_letter_topic,
+        dlq.audit_topic,
+        "segstream-crm-customer-state-changelog",  # the consumer group's state (the default)
+        "__consumer_offsets",
+    ]
+    for n, topic in enumerate(refused):
+        produce_raw(
+            kafka_bootstrap,
+            dead_letter_topic,
+            f"C-r{n}".encode(),
+            SingleObjectCodec().encode(make_event(f"C-r{n}", 1).to_avro()),
+            [
+                ("segstream.dlq.topic", topic.encode()),
+                ("segstream.dlq.partition", b"0"),
+                ("segstream.dlq.offset", str(n).encode()),
+            ],
+        )
+    audit_before = len(dlq.audit_records())
+
     first = dlq.run("replay", "--all")
     again = dlq.run("replay", "--all")
 
     assert (first.returncode, again.returncode) == (1, 1), first.stderr
+    # Nothing went to a refused topic (the audit topic got only the two runs' records).
+    assert replays(read_all(kafka_bootstrap, dead_letter_topic)) == []
+    assert len(dlq.audit_records()) == audit_before + 4
     assert "left in place" in first.stdout
     replayed = replays(read_all(kafka_bootstrap, events_topic))
     assert sorted(m.key() for m in replayed) == [b"C-0", b"C-1", b"C-2"]  # once each
-    assert len(read_all(kafka_bootstrap, dead_letter_topic)) == 6  # nothing taken away
+    assert len(read_all(kafka_bootstrap, dead_letter_topic)) == 11  # nothing taken away

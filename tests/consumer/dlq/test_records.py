@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from confluent_kafka import Message
 
 from consumer.dlq.records import DeadLetter, Origin
@@ -60,3 +61,25 @@ def test_a_foreign_record_has_no_origin_and_falls_back_to_its_timestamp() -> Non
     assert record.replay_count == 0
     assert record.dead_lettered_at == datetime(2025, 11, 28, 9, 0, tzinfo=UTC)
     assert record.headers[-1] == ("other", b"")
+
+
+@pytest.mark.parametrize(
+    ("partition", "offset"),
+    [(b"-1", b"5"), (b"2147483647", b"5"), (b"99999999999999999999999", b"5"), (b"3", b"-1")],
+    ids=["negative-partition", "partition-beyond-int32", "huge-partition", "negative-offset"],
+)
+def test_a_position_no_topic_can_have_is_no_origin(partition: bytes, offset: bytes) -> None:
+    message = Message(
+        topic="dlq",
+        partition=0,
+        offset=0,
+        key=b"C-1",
+        value=b"x",
+        headers=[
+            ("segstream.dlq.topic", b"interactions.completed.v1"),
+            ("segstream.dlq.partition", partition),
+            ("segstream.dlq.offset", offset),
+        ],
+        timestamp=(1, 1_764_320_400_000),
+    )
+    assert DeadLetter.from_message(message).origin is None

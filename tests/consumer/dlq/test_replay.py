@@ -111,6 +111,19 @@ def test_a_dead_letter_the_consumer_wrote_without_its_value_is_left_in_place() -
     assert decision.output is None
 
 
+def test_a_dead_letter_whose_topic_a_replay_may_not_write_to_is_left_in_place() -> None:
+    asked: list[str] = []
+
+    def nowhere(topic: str) -> bool:
+        asked.append(topic)
+        return False
+
+    decision = ReplayChooser("dlq.parked", 3, nowhere)(dead_letter(CONTEXT), "run-1", NOW)
+    assert decision.action is Action.UNREPLAYABLE
+    assert decision.output is None
+    assert asked == ["interactions.completed.v1"]
+
+
 def test_park_keeps_the_whole_dead_letter_and_says_the_operator_parked_it() -> None:
     record = dead_letter([("event-id", b"e-7"), *CONTEXT, ("segstream.parked.reason", b"old")])
     decision = ParkChooser("dlq.parked")(record, "run-2", NOW)
